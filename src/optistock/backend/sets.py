@@ -1,0 +1,322 @@
+"""Index sets and tight bounds of the procurement model, computed from ``ProblemData`` with pandas.
+
+Kept apart from the Pyomo model so that the sets can be inspected and tested on their own, and so that
+another modelling backend could reuse them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from optistock.postprocess.simulate import PlanEvaluation
+from optistock.preprocess.data import ProblemData
+
+Line = tuple[str, str, str, int]  # (supplier, sku, warehouse, order period)
+PurchaseOrder = tuple[str, str, int]  # (supplier, warehouse, order period)
+TransferArc = tuple[str, str, str, int]  # (sku, from warehouse, to warehouse, ship period)
+StockCell = tuple[str, str, int]  # (sku, warehouse, period)
+
+
+@dataclass(frozen=True)
+class PriceSegment:
+    """A quantity range [low, high] (both multiples of the pack size) bought at one all-units price."""
+
+    low: int
+    high: int
+    unit_price: float
+
+
+@dataclass
+class LineData:
+    supplier: str
+    sku: str
+    warehouse: str
+    order_period: int
+    arrival_period: int
+    pack_size: int
+    moq: int
+    max_quantity: int
+    """Upper bound on the line's quantity: a multiple of the pack size (see ``line_quantity_bound``)."""
+    unit_price: float
+    lane_cost: float
+    segments: list[PriceSegment] = field(default_factory=list)
+    """Price segments, only for offers with price breaks."""
+
+    @property
+    def key(self) -> Line:
+        return (self.supplier, self.sku, self.warehouse, self.order_period)
+
+    @property
+    def needs_activation(self) -> bool:
+        """A 0/1 variable is needed when the MOQ is above one pack or the price depends on the quantity."""
+        return bool(self.segments) or self.moq > self.pack_size
+
+
+@dataclass
+class ModelSets:
+    lines: dict[Line, LineData]
+    purchase_orders: dict[PurchaseOrder, list[Line]]
+    transfer_arcs: dict[TransferArc, int]
+    """Arc → arrival period."""
+    stock_cells: list[StockCell]
+    stock_upper: dict[StockCell, float]
+    backorder_upper: dict[StockCell, float]
+    demand: dict[StockCell, float]
+    receipts: dict[StockCell, float]
+    """Open orders arriving per cell."""
+    on_hand: dict[tuple[str, str], float]
+    shipping_cells: list[StockCell]
+    """Cells (sku, w, t) with a stock-sign binary: a transfer can leave w in t+1 and backorders are possible."""
+    supplier_capacity: dict[tuple[str, int], float]
+    """Units a supplier can still deliver per order period (finite capacities only)."""
+    budget: dict[int, float]
+    """Purchase budget per order period (periods with a budget row only)."""
+    storage_capacity: dict[tuple[str, int], float]
+    """Storage volume available per warehouse and period."""
+    order_cost: dict[PurchaseOrder, float]
+    """Fixed cost of placing each purchase order."""
+    min_order_value: dict[PurchaseOrder, float]
+    """Minimum value of each purchase order once placed."""
+
+
+def round_up(value: float, multiple: int) -> int:
+    return int(math.ceil(value / multiple - 1e-9) * multiple)
+
+
+def round_down(value: float, multiple: int) -> int:
+    return int(math.floor(value / multiple + 1e-9) * multiple)
+
+
+def line_quantity_bound(
+    need: float, moq: int, pack: int, largest_break: int, min_order_value: float, lowest_price: float,
+    supplier_capacity: float,
+) -> int:
+    """Largest quantity an optimal plan can need on one line, as a multiple of the pack size.
+
+    ``need`` is what the line's warehouse can pass on to demand (see :func:`warehouse_needs`). Buying
+    more is never cheaper, except where a larger quantity is forced or rewarded: the MOQ, the largest
+    price break, or reaching the supplier's minimum order value with this line alone. If a plan has
+    lines above the bound, cutting the last-arriving one back to it keeps its price, its MOQ and the
+    minimum order value satisfied, only removes stock that is never used, and lowers cost. The
+    supplier's capacity per period caps the bound.
+    """
+    largest = max(need, moq, largest_break)
+    if min_order_value > 0 and lowest_price > 0:
+        largest = max(largest, min_order_value / lowest_price)
+    bound = round_up(largest, pack)
+    if not math.isnan(supplier_capacity):
+        bound = min(bound, round_down(supplier_capacity, pack))
+    return bound
+
+
+def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
+    """Units of each SKU that stock arriving at a warehouse can ever serve.
+
+    A warehouse without outgoing transfer links can only serve its own demand, less its stock on hand
+    and open orders. One with links can pass stock on to every warehouse it reaches (directly or in
+    several hops), so it may serve all of their demand.
+    """
+    links: dict[str, set[str]] = {}
+    for origin, destination in problem.transfer_links.index:
+        links.setdefault(str(origin), set()).add(str(destination))
+    demand = problem.demand.groupby(level=["sku", "warehouse"]).sum()
+    on_hand = problem.on_hand.groupby(level=["sku", "warehouse"]).sum()
+    open_orders = problem.open_orders.groupby(["sku", "warehouse"])["quantity"].sum()
+    needs: dict[tuple[str, str], float] = {}
+    by_sku: dict[str, dict[str, float]] = {}
+    for (sku, warehouse), quantity in demand.items():
+        by_sku.setdefault(str(sku), {})[str(warehouse)] = float(quantity)
+    for sku, per_warehouse in by_sku.items():
+        for warehouse in problem.warehouses.index:
+            warehouse = str(warehouse)
+            reach = _reachable(links, warehouse)
+            if reach == {warehouse}:
+                supply = float(on_hand.get((sku, warehouse), 0.0)) + float(open_orders.get((sku, warehouse), 0.0))
+                needs[(sku, warehouse)] = max(per_warehouse.get(warehouse, 0.0) - supply, 0.0)
+            else:
+                needs[(sku, warehouse)] = sum(per_warehouse.get(v, 0.0) for v in reach)
+    return needs
+
+
+def _reachable(links: dict[str, set[str]], start: str) -> set[str]:
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        for nxt in links.get(frontier.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return seen
+
+
+def price_segments(
+    schedule: list[tuple[int, float]], moq: int, pack: int, max_quantity: int
+) -> list[PriceSegment]:
+    """Split [moq, max_quantity] into all-units price ranges; empty ranges are dropped."""
+    segments: list[PriceSegment] = []
+    first_pack = max(pack, round_up(moq, pack))
+    for position, (threshold, price) in enumerate(schedule):
+        low = max(first_pack, round_up(threshold, pack))
+        if position + 1 < len(schedule):
+            high = round_down(schedule[position + 1][0] - 1, pack)
+        else:
+            high = max_quantity
+        high = min(high, max_quantity)
+        if low <= high:
+            segments.append(PriceSegment(low, high, price))
+    return segments
+
+
+def build_sets(
+    problem: ProblemData,
+    stock_sign_cells: Iterable[StockCell] = (),
+    skus: Collection[str] | None = None,
+    all_stock_sign_cells: bool = False,
+) -> ModelSets:
+    """All index sets, bounds and resource limits of the model.
+
+    ``skus`` restricts the model to those SKUs (a sub-problem; see :func:`restrict_to_residual`).
+    ``stock_sign_cells`` are the (sku, warehouse, period) cells that get a stock-sign binary (see
+    ``define_stock_sign_constraints``); the pipeline adds them lazily, only where a solution shipped
+    stock that re-simulation shows the warehouse did not have. ``all_stock_sign_cells`` adds them
+    everywhere they could matter instead.
+    """
+    periods = problem.periods
+    demand_by_sku = problem.demand.groupby(level="sku").sum()
+    demanded = set(demand_by_sku.index[demand_by_sku > 0])
+    in_scope = (lambda sku: True) if skus is None else set(skus).__contains__
+    needs = warehouse_needs(problem)
+    suppliers = problem.suppliers
+    lanes_by_supplier: dict[str, list[tuple[str, int, float]]] = {}
+    for (supplier, warehouse), lane in problem.lanes.iterrows():
+        lanes_by_supplier.setdefault(str(supplier), []).append(
+            (str(warehouse), int(lane["transit_time"]), float(lane["cost_per_unit"]))
+        )
+
+    lines: dict[Line, LineData] = {}
+    for (supplier, sku), offer in problem.offers.iterrows():
+        if sku not in demanded or not in_scope(sku):
+            continue
+        pack, moq, lead = int(offer["order_multiple"]), int(offer["moq"]), int(offer["lead_time"])
+        schedule = problem.price_schedule(supplier, sku)
+        lowest_price = min(price for _, price in schedule)
+        supplier_row = suppliers.loc[supplier]
+        for warehouse, transit, lane_cost in lanes_by_supplier.get(supplier, []):
+            bound = line_quantity_bound(
+                needs.get((sku, warehouse), 0.0),
+                moq,
+                pack,
+                schedule[-1][0],
+                float(supplier_row["min_order_value"]),
+                lowest_price,
+                float(supplier_row["capacity"]),
+            )
+            if bound < max(moq, pack, 1):
+                continue  # nothing to serve, or the supplier's capacity is below one allowed quantity
+            segments = price_segments(schedule, moq, pack, bound) if len(schedule) > 1 else []
+            if len(schedule) > 1 and not segments:
+                continue
+            for order_period in range(periods - lead - transit):
+                line = LineData(
+                    supplier, sku, warehouse, order_period, order_period + lead + transit, pack, moq, bound,
+                    float(offer["unit_price"]), lane_cost, segments,
+                )
+                lines[line.key] = line
+
+    purchase_orders: dict[PurchaseOrder, list[Line]] = {}
+    for key in lines:
+        purchase_orders.setdefault((key[0], key[2], key[3]), []).append(key)
+
+    on_hand = {(str(i), str(w)): float(q) for (i, w), q in problem.on_hand.items() if q > 0 and in_scope(i)}
+    receipts: dict[StockCell, float] = {}
+    for row in problem.open_orders.itertuples(index=False):
+        if in_scope(row.sku):
+            cell = (str(row.sku), str(row.warehouse), int(row.arrival_period))
+            receipts[cell] = receipts.get(cell, 0.0) + float(row.quantity)
+    demand = {
+        (str(i), str(w), int(t)): float(q) for (i, w, t), q in problem.demand.items() if q != 0 and in_scope(i)
+    }
+
+    stocked = {i for i in demanded if in_scope(i)} | {i for i, _ in on_hand} | {i for i, _, _ in receipts}
+    transfer_arcs: dict[TransferArc, int] = {}
+    for (origin, destination), link in problem.transfer_links.iterrows():
+        lead = int(link["lead_time"])
+        for sku in sorted(stocked):
+            for ship_period in range(periods - lead):
+                transfer_arcs[(sku, str(origin), str(destination), ship_period)] = ship_period + lead
+
+    pairs: set[tuple[str, str]] = set(on_hand)
+    pairs |= {(i, w) for i, w, _ in demand} | {(i, w) for i, w, _ in receipts}
+    pairs |= {(key[1], key[2]) for key in lines}
+    pairs |= {(i, w) for i, _, w, _ in transfer_arcs} | {(i, w) for i, w, _, _ in transfer_arcs}
+    stock_cells = [(i, w, t) for i, w in sorted(pairs) for t in range(periods)]
+
+    cumulative_demand: dict[StockCell, float] = {}
+    for i, w in sorted(pairs):
+        total = 0.0
+        for t in range(periods):
+            total += max(demand.get((i, w, t), 0.0), 0.0)
+            cumulative_demand[(i, w, t)] = total
+    volume = problem.skus["unit_volume"]
+    capacity = problem.warehouses["capacity"]
+    stock_upper: dict[StockCell, float] = {}
+    for i, w, t in stock_cells:
+        vol = float(volume[i])
+        stock_upper[(i, w, t)] = float(capacity[w]) / vol if vol > 0 else math.inf
+
+    arcs_leaving: set[tuple[str, str, int]] = {(i, w, t) for i, w, _, t in transfer_arcs}
+    candidates = stock_cells if all_stock_sign_cells else set(stock_sign_cells)
+    shipping_cells = sorted(
+        cell
+        for cell in candidates
+        if (cell[0], cell[1], cell[2] + 1) in arcs_leaving and cumulative_demand.get(cell, 0.0) > 0
+    )
+
+    suppliers_capacity = problem.suppliers["capacity"]
+    minimum_value = problem.suppliers["min_order_value"].fillna(0.0)
+    order_cost = problem.suppliers["order_cost"]
+    return ModelSets(
+        lines=lines,
+        purchase_orders=purchase_orders,
+        transfer_arcs=transfer_arcs,
+        stock_cells=stock_cells,
+        stock_upper=stock_upper,
+        backorder_upper=cumulative_demand,
+        demand=demand,
+        receipts=receipts,
+        on_hand=on_hand,
+        shipping_cells=shipping_cells,
+        supplier_capacity={
+            (str(s), t): float(c) for s, c in suppliers_capacity.items() if not math.isnan(c) for t in range(periods)
+        },
+        budget={int(t): float(amount) for t, amount in problem.budget.items()},
+        storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},
+        order_cost={po: float(order_cost[po[0]]) for po in purchase_orders},
+        min_order_value={po: float(minimum_value[po[0]]) for po in purchase_orders},
+    )
+
+
+def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEvaluation) -> ModelSets:
+    """Turn the sets of a SKU sub-problem into the residual problem left by the plan ``others`` of the
+    remaining SKUs: their units, spend and stored volume are taken off the shared limits, and purchase
+    orders they already place cost nothing more and need only the rest of the minimum order value."""
+    units = others.orders.groupby(["supplier", "order_period"])["quantity"].sum()
+    spend = others.orders.groupby("order_period")["line_value"].sum()
+    inventory = others.inventory
+    volume = (inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])).groupby(
+        [inventory["warehouse"], inventory["period"]]
+    ).sum()
+    po_value = others.orders.groupby(["supplier", "warehouse", "order_period"])["line_value"].sum()
+    for key, capacity in sets.supplier_capacity.items():
+        sets.supplier_capacity[key] = max(capacity - float(units.get(key, 0.0)), 0.0)
+    for period, amount in sets.budget.items():
+        sets.budget[period] = max(amount - float(spend.get(period, 0.0)), 0.0)
+    for key, capacity in sets.storage_capacity.items():
+        sets.storage_capacity[key] = max(capacity - float(volume.get(key, 0.0)), 0.0)
+    for po in sets.purchase_orders:
+        if po in po_value.index:
+            sets.order_cost[po] = 0.0
+            sets.min_order_value[po] = max(sets.min_order_value[po] - float(po_value[po]), 0.0)
+    return sets

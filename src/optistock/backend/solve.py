@@ -1,0 +1,178 @@
+"""Solve a built model with HiGHS and normalise what the solver says into a small result type."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import highspy
+import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+from pyomo.contrib.solver.solvers.highs import Highs
+
+from optistock.preprocess.scenario import SolverSettings
+
+logger = logging.getLogger(__name__)
+
+
+class SolveStatus(str, Enum):
+    """Normalised outcome of a solve; raw solver statuses never leave this module."""
+
+    OPTIMAL = "optimal"
+    """Proven optimal within the requested relative gap."""
+    FEASIBLE = "feasible"
+    """A plan was found, but the solver stopped (time limit) before proving the requested gap."""
+    NO_SOLUTION = "no_solution"
+    """The solver stopped before finding any plan."""
+    INFEASIBLE = "infeasible"
+    """No plan can satisfy the hard constraints."""
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: SolveStatus
+    termination: str
+    objective: float | None
+    """The solver's objective of its best plan (before re-simulation)."""
+    best_bound: float | None
+    solver: str
+    solver_version: str
+    seconds: float
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """|objective − bound| / |objective|, the MIP gap as HiGHS defines it (0 when both are 0)."""
+    if objective is None or bound is None or not math.isfinite(bound):
+        return None
+    difference = max(objective - bound, 0.0)
+    if difference <= 1e-9 * max(1.0, abs(objective)):
+        return 0.0
+    return difference / abs(objective) if objective != 0 else math.inf
+
+
+_scheduler_threads: int | None = None
+
+
+def _use_threads(threads: int) -> None:
+    """HiGHS keeps one global thread scheduler per process, sized by the first solve; a later solve
+    asking for another thread count fails unless the scheduler is reset first."""
+    global _scheduler_threads
+    if _scheduler_threads is not None and _scheduler_threads != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads = threads
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """Outcome of the LP relaxation: a lower bound on the MILP and the values asked for."""
+
+    infeasible: bool
+    objective: float | None
+    values: dict[object, float]
+
+
+class HighsSession:
+    """One model loaded into HiGHS through Pyomo's persistent interface.
+
+    Besides the MILP solve it offers the LP relaxation (for the start heuristic) and MIP starts, which
+    Pyomo's interface does not expose: both work on the underlying ``highspy.Highs`` object through the
+    interface's variable → column map.
+    """
+
+    def __init__(self, model: pyo.ConcreteModel) -> None:
+        self.model = model
+        self.solver = Highs()
+        if not self.solver.available():
+            raise RuntimeError("the HiGHS solver (python package highspy) is not available")
+        self.version = ".".join(str(part) for part in self.solver.version())
+        self.solver.set_instance(model)
+
+    @property
+    def _highs(self) -> highspy.Highs:
+        return self.solver._solver_model
+
+    def _column(self, var: pyo.Var) -> int:
+        return int(self.solver._pyomo_var_to_solver_var_map[id(var)])
+
+    def relaxation(self, variables: Mapping[object, pyo.Var], time_limit: float, threads: int) -> Relaxation:
+        """Solve the LP relaxation; values of ``variables`` in its optimal solution."""
+        lp = self._highs.getLp()
+        lp.integrality_ = []
+        _use_threads(threads)
+        relaxed = highspy.Highs()
+        relaxed.setOptionValue("output_flag", False)
+        relaxed.setOptionValue("threads", threads)
+        relaxed.setOptionValue("time_limit", max(time_limit, 1.0))
+        relaxed.passModel(lp)
+        relaxed.run()
+        status = relaxed.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return Relaxation(infeasible=True, objective=None, values={})
+        if status != highspy.HighsModelStatus.kOptimal:
+            return Relaxation(infeasible=False, objective=None, values={})
+        column_values = relaxed.getSolution().col_value
+        objective = float(relaxed.getInfo().objective_function_value)
+        values = {key: float(column_values[self._column(var)]) for key, var in variables.items()}
+        return Relaxation(infeasible=False, objective=objective, values=values)
+
+    def set_start(self, values: ComponentMap) -> None:
+        """Hand HiGHS a complete assignment as MIP start (ignored by HiGHS if it is infeasible)."""
+        solution = highspy.HighsSolution()
+        columns = [0.0] * self._highs.getNumCol()
+        for var, value in values.items():
+            columns[self._column(var)] = value
+        solution.col_value = columns
+        solution.value_valid = True
+        self._highs.setSolution(solution)
+
+    def solve(self, settings: SolverSettings, time_limit: float | None = None) -> SolveResult:
+        """Solve under ``settings``; on success the model's variables hold the best plan found."""
+        started = time.perf_counter()
+        _use_threads(settings.threads)
+        results = self.solver.solve(
+            self.model,
+            time_limit=time_limit if time_limit is not None else settings.time_limit,
+            rel_gap=settings.mip_gap,
+            threads=settings.threads,
+            load_solutions=False,
+            raise_exception_on_nonoptimal_result=False,
+            tee=logger.isEnabledFor(logging.DEBUG),
+            solver_options={
+                "random_seed": settings.seed,
+                "mip_feasibility_tolerance": 1e-7,
+                "primal_feasibility_tolerance": 1e-8,
+            },
+        )
+        seconds = time.perf_counter() - started
+        termination = results.termination_condition
+        has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+        if termination in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
+            status = SolveStatus.INFEASIBLE
+        elif not has_solution:
+            status = SolveStatus.NO_SOLUTION
+        elif termination is TerminationCondition.convergenceCriteriaSatisfied:
+            status = SolveStatus.OPTIMAL
+        else:
+            status = SolveStatus.FEASIBLE
+        if has_solution:
+            results.solution_loader.load_vars()
+        objective = results.incumbent_objective if has_solution else None
+        bound = results.objective_bound
+        logger.info(
+            "HiGHS %s: %s (%s), objective %s, bound %s, %.2fs",
+            self.version, status.value, termination.name, objective, bound, seconds,
+        )
+        return SolveResult(
+            status=status,
+            termination=termination.name,
+            objective=objective,
+            best_bound=bound if bound is not None and math.isfinite(bound) else None,
+            solver="highs",
+            solver_version=self.version,
+            seconds=seconds,
+        )

@@ -1,0 +1,272 @@
+"""How a problem is solved: LP relaxation, a rounded start, SKU-group improvement, the full MILP.
+
+HiGHS solves small models to proven optimality directly. On larger ones it can spend its whole time
+limit in cut separation at the root without improving on a start plan, while its LP bound is already
+within a few percent. So the strategy is:
+
+1. solve the LP relaxation of the full model: a proven lower bound and quantities to round;
+2. round them into a valid plan (:mod:`.heuristics`);
+3. models with at most ``DIRECT_INTEGER_LIMIT`` integer variables: solve the full MILP from that start;
+4. larger ones: improve the plan by *fix-and-optimize* — repeatedly solve, to optimality, the exact
+   sub-problem of a few SKUs with the rest of the plan fixed (their use of supplier capacity, budget
+   and storage taken off the limits, the purchase orders they place already paid for) — then hand the
+   plan to the full MILP for the time that is left, which may improve it and raises the bound.
+
+Every plan kept is re-simulated and checked (:func:`evaluate_plan`) before it replaces the incumbent,
+so the result is always valid; its gap is measured against the best proven bound (LP or MILP).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyomo.environ as pyo
+
+from optistock.backend.heuristics import repair_plan, round_lp_quantities, start_values
+from optistock.backend.model import build_model
+from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
+from optistock.backend.solve import HighsSession, SolveResult, SolveStatus, relative_gap
+from optistock.errors import InfeasibleError, NoSolutionError
+from optistock.postprocess.extract import empty_plan, extract_plan
+from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
+from optistock.preprocess.data import ProblemData
+from optistock.preprocess.scenario import SolverSettings
+
+logger = logging.getLogger(__name__)
+
+DIRECT_INTEGER_LIMIT = 3000
+SUBPROBLEM_SKUS = 4
+SUBPROBLEM_TIME_LIMIT = 3.0
+IMPROVEMENT_SHARE = 0.6
+"""Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
+MAX_STOCK_SIGN_ROUNDS = 5
+
+
+@dataclass
+class Outcome:
+    evaluation: PlanEvaluation
+    result: SolveResult
+    timings: dict[str, float]
+    model_size: dict[str, int]
+    method: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    """(seconds, cost) each time the incumbent improved."""
+
+
+def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
+    variables = list(model.component_data_objects(pyo.Var, active=True))
+    return {
+        "variables": len(variables),
+        "integer_variables": sum(1 for v in variables if v.is_integer()),
+        "constraints": sum(1 for _ in model.component_data_objects(pyo.Constraint, active=True)),
+    }
+
+
+class Optimiser:
+    """One solve of one problem under one set of solver settings."""
+
+    def __init__(self, problem: ProblemData, settings: SolverSettings) -> None:
+        self.problem = problem
+        self.settings = settings
+        self.started = time.perf_counter()
+        self.deadline = self.started + settings.time_limit
+        self.timings = {"build": 0.0, "solve": 0.0}
+        self.history: list[dict[str, float]] = []
+        self.incumbent: PlanEvaluation | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _offer(self, candidate: PlanEvaluation) -> bool:
+        """Keep ``candidate`` if it is valid and cheaper than the incumbent."""
+        if not candidate.is_valid:
+            return False
+        if self.incumbent is not None and candidate.total_cost >= self.incumbent.total_cost - 1e-7 * max(
+            1.0, abs(self.incumbent.total_cost)
+        ):
+            return False
+        self.incumbent = candidate
+        self.history.append({"seconds": time.perf_counter() - self.started, "cost": candidate.total_cost})
+        return True
+
+    def _build(self, sets: ModelSets) -> tuple[pyo.ConcreteModel, HighsSession]:
+        started = time.perf_counter()
+        model = build_model(self.problem, sets)
+        session = HighsSession(model)
+        self.timings["build"] += time.perf_counter() - started
+        return model, session
+
+    def run(self) -> Outcome:
+        started = time.perf_counter()
+        sets = build_sets(self.problem)
+        self.timings["build"] += time.perf_counter() - started
+        model, session = self._build(sets)
+        size = model_size(model)
+        logger.info(
+            "model: %(variables)d variables (%(integer_variables)d integer), %(constraints)d constraints", size
+        )
+        solve_started = time.perf_counter()
+        relaxation = session.relaxation(
+            {("packs", *k): v for k, v in model.packs.items()}, time_limit=max(self.remaining() / 4, 1.0),
+            threads=self.settings.threads,
+        )
+        if relaxation.infeasible:
+            raise InfeasibleError(diagnose_infeasibility(self.problem))
+        lp_bound = relaxation.objective
+        if lp_bound is not None:
+            logger.info("LP relaxation bound %.2f", lp_bound)
+            lp_quantity = {key[1:]: sets.lines[key[1:]].pack_size * value for key, value in relaxation.values.items()}
+            orders = repair_plan(self.problem, round_lp_quantities(sets, lp_quantity))
+        else:
+            orders, _ = empty_plan()
+        _, no_transfers = empty_plan()
+        self._offer(evaluate_plan(self.problem, orders, no_transfers))
+        if self.incumbent is not None:
+            logger.info("start plan: cost %.2f (%d lines)", self.incumbent.total_cost, len(self.incumbent.orders))
+
+        method = "milp"
+        if size["integer_variables"] > DIRECT_INTEGER_LIMIT and self.incumbent is not None:
+            method = "fix-and-optimize + milp"
+            self._improve_by_sku_groups(lp_bound)
+        result = self._solve_full(model, session, sets)
+        self.timings["solve"] = time.perf_counter() - solve_started
+        if self.incumbent is None:
+            raise NoSolutionError(
+                f"no plan found within the time limit of {self.settings.time_limit:g} s "
+                f"(solver stopped: {result.termination}); raise solver.time_limit or --time-limit"
+            )
+        bounds = [b for b in (lp_bound, result.best_bound) if b is not None]
+        best_bound = max(bounds) if bounds else None
+        gap = relative_gap(self.incumbent.total_cost, best_bound)
+        proven = result.status is SolveStatus.OPTIMAL and result.objective is not None and abs(
+            result.objective - self.incumbent.total_cost
+        ) <= 1e-6 * max(1.0, abs(self.incumbent.total_cost))
+        status = (
+            SolveStatus.OPTIMAL if proven or (gap is not None and gap <= self.settings.mip_gap) else SolveStatus.FEASIBLE
+        )
+        final = SolveResult(
+            status=status,
+            termination=result.termination,
+            objective=result.objective,
+            best_bound=best_bound,
+            solver=result.solver,
+            solver_version=result.solver_version,
+            seconds=time.perf_counter() - solve_started,
+        )
+        return Outcome(self.incumbent, final, self.timings, size, method, self.history)
+
+    def _solve_full(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> SolveResult:
+        """The full MILP from the incumbent, adding stock-sign binaries where a plan overdraws stock."""
+        sign_cells: set[tuple[str, str, int]] = set()
+        result: SolveResult | None = None
+        for _ in range(MAX_STOCK_SIGN_ROUNDS):
+            if self.incumbent is not None:
+                incumbent = self.incumbent
+                session.set_start(
+                    start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory)
+                )
+            result = session.solve(self.settings, time_limit=max(self.remaining(), 1.0))
+            if result.status is SolveStatus.INFEASIBLE:
+                raise InfeasibleError(diagnose_infeasibility(self.problem))
+            if result.status is SolveStatus.NO_SOLUTION:
+                return result
+            orders, transfers = extract_plan(model)
+            candidate = evaluate_plan(self.problem, orders, transfers)
+            self._offer(candidate)
+            new_cells = {(i, w, t - 1) for i, w, t in candidate.overdrawn if t > 0} - sign_cells
+            if not new_cells or self.remaining() <= 1.0:
+                break
+            logger.info("adding stock-sign binaries for %d cell(s) and solving again", len(new_cells))
+            sign_cells |= new_cells
+            started = time.perf_counter()
+            sets = build_sets(self.problem, sign_cells)
+            self.timings["build"] += time.perf_counter() - started
+            model, session = self._build(sets)
+        assert result is not None
+        return result
+
+    def _improve_by_sku_groups(self, lp_bound: float | None) -> None:
+        """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent."""
+        assert self.incumbent is not None
+        stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit
+        skus = _sku_order(self.problem, self.incumbent)
+        sub_settings = self.settings.model_copy(update={"mip_gap": min(self.settings.mip_gap / 4, 1e-3)})
+        for cycle in range(20):
+            improved = False
+            offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
+            rotated = skus[offset:] + skus[:offset]
+            groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
+            for group in groups:
+                if time.perf_counter() >= stop_at:
+                    return
+                gap = relative_gap(self.incumbent.total_cost, lp_bound)
+                if gap is not None and gap <= self.settings.mip_gap:
+                    return
+                improved |= self._solve_group(group, sub_settings, stop_at)
+            logger.info(
+                "fix-and-optimize cycle %d: cost %.2f%s", cycle, self.incumbent.total_cost,
+                "" if improved else " (no improvement)",
+            )
+            if not improved:
+                return
+
+    def _solve_group(self, group: list[str], settings: SolverSettings, stop_at: float) -> bool:
+        assert self.incumbent is not None
+        incumbent = self.incumbent
+        members = set(group)
+        started = time.perf_counter()
+        others = evaluate_plan(
+            self.problem,
+            incumbent.orders[~incumbent.orders["sku"].isin(members)],
+            incumbent.transfers[~incumbent.transfers["sku"].isin(members)],
+        )
+        sets = restrict_to_residual(
+            build_sets(self.problem, skus=members, all_stock_sign_cells=True), self.problem, others
+        )
+        self.timings["build"] += time.perf_counter() - started
+        if not sets.lines and not sets.transfer_arcs:
+            return False
+        model, session = self._build(sets)
+        session.set_start(start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory))
+        limit = min(SUBPROBLEM_TIME_LIMIT, stop_at - time.perf_counter())
+        if limit <= 0.2:
+            return False
+        result = session.solve(settings, time_limit=limit)
+        if result.objective is None:
+            return False
+        orders, transfers = extract_plan(model)
+        keep_orders = incumbent.orders[~incumbent.orders["sku"].isin(members)]
+        keep_transfers = incumbent.transfers[~incumbent.transfers["sku"].isin(members)]
+        candidate = evaluate_plan(
+            self.problem,
+            pd.concat([keep_orders[orders.columns], orders], ignore_index=True),
+            pd.concat([keep_transfers[transfers.columns], transfers], ignore_index=True),
+        )
+        return self._offer(candidate)
+
+
+def _sku_order(problem: ProblemData, plan: PlanEvaluation) -> list[str]:
+    """SKUs grouped by their main supplier (so joint order costs are optimised together), then by name."""
+    offers = problem.offers.reset_index()
+    cheapest = offers.sort_values("unit_price").groupby("sku")["supplier"].first()
+    demanded = problem.demand.groupby(level="sku").sum()
+    skus = [str(s) for s in demanded.index[demanded > 0]]
+    return sorted(skus, key=lambda sku: (str(cheapest.get(sku, "")), sku))
+
+
+def diagnose_infeasibility(problem: ProblemData) -> str:
+    """Name the hard limits that the fixed inputs break, by re-simulating the plan that does nothing."""
+    orders, transfers = empty_plan()
+    fixed_only = evaluate_plan(problem, orders, transfers)
+    if fixed_only.violations:
+        shown = fixed_only.violations[:5]
+        more = len(fixed_only.violations) - len(shown)
+        suffix = f" (and {more} more)" if more else ""
+        return (
+            "hard constraints cannot be met: stock on hand and open orders alone break "
+            + "; ".join(shown) + suffix + " — no transfers or orders can avoid it"
+        )
+    return "hard constraints cannot be met (the solver proved the model infeasible; no single cause was found)"

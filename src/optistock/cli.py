@@ -1,0 +1,124 @@
+"""The ``optistock`` command line. It only orchestrates the pipeline in :mod:`optistock.pipeline`.
+
+Exit codes: 0 plan written; 1 unexpected error (a bug: ``--debug`` shows the traceback);
+2 bad input (scenario YAML or an input table); 3 hard constraints cannot be met;
+4 no plan found within the time limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from optistock import __version__
+from optistock.errors import ExitCode, OptistockError
+from optistock.pipeline import run_scenario
+from optistock.preprocess.data import load_problem
+
+logger = logging.getLogger("optistock")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  plan written
+  1  unexpected error (use --debug for the traceback)
+  2  bad input: scenario YAML or an input table (file, line and field are named)
+  3  hard constraints cannot be met (the constraint, warehouse and period are named)
+  4  no plan found within the time limit
+"""
+
+
+def handle_errors(command: F) -> F:
+    """One clear line on stderr and a documented exit code for every error; traceback with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except OptistockError as exc:
+            if debug:
+                logger.exception("failed")
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(int(exc.exit_code))
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+            sys.exit(int(ExitCode.UNEXPECTED))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="optistock")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv shows the solver log).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def main(verbose: int, quiet: bool, debug: bool) -> None:
+    """optistock: multi-warehouse procurement optimisation.
+
+    Example: optistock run scenarios/demo/base.yaml --out runs/base
+    """
+    level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder of the plan.")
+@click.option("--time-limit", type=float, help="Solver time limit in seconds (overrides solver.time_limit).")
+@click.option("--mip-gap", type=float, help="Relative MIP gap to stop at (overrides solver.mip_gap).")
+@click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
+@click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
+@handle_errors
+def run(scenario: Path, out: Path, time_limit: float | None, mip_gap: float | None, threads: int | None,
+        seed: int | None) -> None:
+    """Plan purchases and transfers for SCENARIO and write the plan to --out.
+
+    \b
+    Example:
+      optistock run scenarios/demo/base.yaml --out runs/base --time-limit 30
+
+    Writes orders.csv, purchase_orders.csv, transfer_plan.csv, inventory_plan.csv, summary.json and the
+    resolved inputs/ to --out, atomically: on any error nothing is written.
+    """
+    result = run_scenario(scenario, out, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
+    summary = result.summary
+    gap = summary["gap"]
+    gap_text = "n/a" if gap is None else f"{100 * gap:.3f}%"
+    click.echo(
+        f"{summary['status']}: cost {summary['objective']:,.2f}, gap {gap_text}, "
+        f"{summary['plan']['purchase_orders']} purchase orders, {summary['plan']['order_lines']} lines, "
+        f"{summary['plan']['transfers']} transfers -> {out}"
+    )
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@handle_errors
+def check(scenario: Path) -> None:
+    """Validate SCENARIO and its input tables without solving.
+
+    \b
+    Example:
+      optistock check scenarios/demo/base.yaml
+    """
+    problem = load_problem(scenario)
+    for warning in problem.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"ok: {len(problem.skus)} SKUs, {len(problem.warehouses)} warehouses, {len(problem.suppliers)} suppliers, "
+        f"{len(problem.offers)} offers, {problem.periods} periods"
+    )

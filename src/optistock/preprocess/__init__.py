@@ -1,0 +1,1 @@
+"""Load and validate: scenario YAML and input tables → :class:`ProblemData`."""

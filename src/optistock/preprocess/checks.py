@@ -1,0 +1,102 @@
+"""Semantic checks across tables: references between tables raise errors, unusable data gives warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from optistock.errors import InputError
+from optistock.preprocess.tables import RawTable
+
+REFERENCES: dict[str, list[tuple[str, str, str]]] = {
+    # table: [(column, referenced table, referenced column)]
+    "offers": [("supplier", "suppliers", "supplier"), ("sku", "skus", "sku")],
+    "price_breaks": [("supplier", "suppliers", "supplier"), ("sku", "skus", "sku")],
+    "lanes": [("supplier", "suppliers", "supplier"), ("warehouse", "warehouses", "warehouse")],
+    "transfers": [("from_warehouse", "warehouses", "warehouse"), ("to_warehouse", "warehouses", "warehouse")],
+    "demand": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
+    "inventory": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
+    "open_orders": [
+        ("supplier", "suppliers", "supplier"),
+        ("sku", "skus", "sku"),
+        ("warehouse", "warehouses", "warehouse"),
+    ],
+}
+
+
+def check_references(tables: dict[str, RawTable]) -> None:
+    """Every identifier must refer to a row of the table that defines it."""
+    for name, references in REFERENCES.items():
+        table = tables.get(name)
+        if table is None:
+            continue
+        for column, target_name, target_column in references:
+            known = set(tables[target_name].frame[target_column])
+            unknown = ~table.frame[column].isin(known).to_numpy()
+            if unknown.any():
+                position = int(np.flatnonzero(unknown)[0])
+                value = table.frame[column].iloc[position]
+                raise table.locate(
+                    position, column, f"unknown {target_column} '{value}' (not in {target_name})"
+                )
+    breaks = tables.get("price_breaks")
+    if breaks is not None:
+        offers = tables["offers"].frame
+        offer_keys = set(zip(offers["supplier"], offers["sku"], strict=True))
+        for position, (supplier, sku) in enumerate(zip(breaks.frame["supplier"], breaks.frame["sku"], strict=True)):
+            if (supplier, sku) not in offer_keys:
+                raise breaks.locate(
+                    position, "sku", f"price break for supplier '{supplier}' and sku '{sku}', which has no offer"
+                )
+    transfers = tables.get("transfers")
+    if transfers is not None:
+        same = (transfers.frame["from_warehouse"] == transfers.frame["to_warehouse"]).to_numpy()
+        if same.any():
+            raise transfers.locate(int(np.flatnonzero(same)[0]), "to_warehouse", "a warehouse cannot transfer to itself")
+    open_orders = tables.get("open_orders")
+    if open_orders is not None:
+        check_periods_not_negative(open_orders, "arrival_period")
+
+
+def check_periods_not_negative(table: RawTable, column: str) -> None:
+    negative = (table.frame[column] < 0).to_numpy()
+    if negative.any():
+        raise table.locate(int(np.flatnonzero(negative)[0]), column, "periods start at 0")
+
+
+def rows_beyond_horizon(table: RawTable, column: str, periods: int) -> list[str]:
+    """Warnings for rows whose period lies at or after T; those rows are ignored."""
+    beyond = (table.frame[column] >= periods).to_numpy()
+    if not beyond.any():
+        return []
+    first = int(table.source_line[int(np.flatnonzero(beyond)[0])])
+    where = "line" if table.is_csv else "row"
+    return [
+        f"{table.file}: {int(beyond.sum())} row(s) with {column} >= {periods} (first at {where} {first}) "
+        "lie beyond the horizon and are ignored"
+    ]
+
+
+def usability_warnings(
+    offers: pd.DataFrame, lanes: pd.DataFrame, skus: pd.Index, demand_by_sku: pd.Series, periods: int
+) -> list[str]:
+    """Legal data that cannot be used: offers that never arrive in time, SKUs with demand but no offer."""
+    warnings: list[str] = []
+    if not offers.empty:
+        fastest_lane = lanes.groupby(level="supplier")["transit_time"].min()
+        fastest = offers["lead_time"] + offers.index.get_level_values("supplier").map(fastest_lane).to_numpy()
+        never = offers.index[~(fastest <= periods - 1).to_numpy()]
+        for supplier, sku in never:
+            lead = int(offers.loc[(supplier, sku), "lead_time"])
+            if supplier not in fastest_lane.index:
+                warnings.append(f"offer {supplier}/{sku}: supplier has no lane to any warehouse; it is never used")
+            else:
+                warnings.append(
+                    f"offer {supplier}/{sku}: lead time {lead} plus transit never arrives inside the "
+                    f"{periods}-period horizon; it is never used"
+                )
+    offered = set(offers.index.get_level_values("sku"))
+    for sku in skus:
+        if sku not in offered and demand_by_sku.get(sku, 0.0) > 0:
+            warnings.append(f"sku {sku} has demand but no offer: it can only be served from stock")
+    return warnings

@@ -1,0 +1,142 @@
+"""The scenario file: a strict pydantic schema read from YAML with line numbers in every error."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from optistock.errors import InputError
+
+
+class StrictModel(BaseModel):
+    """Base of every scenario section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Horizon(StrictModel):
+    periods: int = Field(ge=1)
+    """Number of planning periods T; periods are numbered 0..T-1."""
+    start: dt.date | None = None
+    """Calendar date of the first day of period 0 (optional; used for dates on purchase orders)."""
+    period_length_days: int = Field(default=7, ge=1)
+    """Length of one period in days (default 7: weekly buckets)."""
+
+
+class SolverSettings(StrictModel):
+    name: Literal["highs"] = "highs"
+    """MILP solver. HiGHS is the default and the only one required."""
+    time_limit: float = Field(default=60.0, gt=0)
+    """Wall-clock limit of the solve, in seconds."""
+    mip_gap: float = Field(default=0.005, ge=0, le=1)
+    """Relative optimality gap at which the solver may stop (0.005 = 0.5 %)."""
+    threads: int = Field(default=1, ge=1)
+    """Solver threads."""
+    seed: int = Field(default=0, ge=0)
+    """Random seed of the solver; same inputs, settings and seed give the same plan."""
+
+
+class Scenario(StrictModel):
+    name: str = Field(min_length=1)
+    """Name of the scenario, recorded with every run."""
+    description: str = ""
+    """Free text for the reader."""
+    data: Path
+    """Folder with the input tables, relative to the YAML file."""
+    horizon: Horizon
+    """Planning horizon."""
+    solver: SolverSettings = SolverSettings()
+    """Solver settings; each can be overridden on the command line."""
+
+
+class LoadedScenario(BaseModel):
+    """A validated scenario together with where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    scenario: Scenario
+    path: Path
+    data_dir: Path
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """1-based YAML line of the deepest node on ``loc`` that exists in the parsed document."""
+    line: int | None = None
+    for key in loc:
+        if isinstance(node, CommentedMap):
+            if key in node:
+                line = node.lc.key(key)[0] + 1
+                node = node[key]
+                continue
+            return line if line is not None else node.lc.line + 1
+        if isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            line = node.lc.item(key)[0] + 1
+            node = node[key]
+            continue
+        break
+    return line
+
+
+def _describe_validation_error(err: ValidationError, document: Any, file: str) -> InputError:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    field = ".".join(str(part) for part in loc) or None
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (not part of the scenario schema)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = f"{message} (got {first.get('input')!r})"
+    return InputError(message, file=file, line=_line_of(document, loc), field=field)
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
+    file = str(path)
+    if not path.is_file():
+        raise InputError("scenario file not found", file=file)
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(f"YAML syntax error: {exc.problem or exc.context}", file=file, line=line) from exc
+    if not isinstance(document, CommentedMap):
+        raise InputError("the scenario must be a YAML mapping of keys to values", file=file, line=1)
+    try:
+        scenario = Scenario.model_validate(_to_plain(document))
+    except ValidationError as exc:
+        raise _describe_validation_error(exc, document, file) from exc
+    data_dir = (path.parent / scenario.data).resolve()
+    if not data_dir.is_dir():
+        raise InputError(
+            f"data folder '{scenario.data}' does not exist (resolved to {data_dir})",
+            file=file,
+            line=_line_of(document, ("data",)),
+            field="data",
+        )
+    return LoadedScenario(scenario=scenario, path=path.resolve(), data_dir=data_dir)
+
+
+def _to_plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _to_plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_to_plain(v) for v in node]
+    return node
+
+
+def dump_scenario(scenario: Scenario, path: Path) -> None:
+    """Write a scenario as YAML (used for the resolved ``inputs/scenario.yaml`` of a run)."""
+    yaml = YAML(typ="safe")
+    yaml.default_flow_style = False
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(scenario.model_dump(mode="json", exclude_none=True), handle)

@@ -1,0 +1,343 @@
+"""Input tables: the column contract, reading CSV or Parquet, and type validation with row numbers.
+
+Every table is a file in the scenario's data folder named after the table (``skus.csv`` or
+``skus.parquet``). Column names are part of the contract; extra columns are allowed and ignored.
+Type checks live here; checks that relate tables to each other live in :mod:`.checks`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optistock.errors import InputError
+
+
+class Kind(Enum):
+    ID = "identifier"
+    INT = "whole number"
+    FLOAT = "number"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = True
+    """A required column must be present and filled on every row."""
+    minimum: float | None = 0.0
+    """Smallest allowed value (inclusive) for numbers; ``None`` for no lower limit."""
+    strictly_positive: bool = False
+    default: float | None = None
+    """Value used for blanks in an optional column (``None``: leave NaN, meaning 'no limit')."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    required: bool = True
+    description: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _id(name: str) -> Column:
+    return Column(name, Kind.ID)
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "skus",
+            (
+                _id("sku"),
+                Column("unit_volume", Kind.FLOAT),
+                Column("holding_cost", Kind.FLOAT),
+                Column("shortage_cost", Kind.FLOAT),
+            ),
+            key=("sku",),
+            description="stock-keeping units",
+        ),
+        TableSpec(
+            "warehouses",
+            (_id("warehouse"), Column("capacity", Kind.FLOAT)),
+            key=("warehouse",),
+            description="warehouses and their storage volume",
+        ),
+        TableSpec(
+            "suppliers",
+            (
+                _id("supplier"),
+                Column("order_cost", Kind.FLOAT),
+                Column("min_order_value", Kind.FLOAT, required=False, default=0.0),
+                Column("capacity", Kind.FLOAT, required=False, default=None),
+            ),
+            key=("supplier",),
+            description="suppliers: fixed cost per purchase order, minimum order value, capacity",
+        ),
+        TableSpec(
+            "offers",
+            (
+                _id("supplier"),
+                _id("sku"),
+                Column("unit_price", Kind.FLOAT),
+                Column("moq", Kind.INT),
+                Column("order_multiple", Kind.INT),
+                Column("lead_time", Kind.INT),
+            ),
+            key=("supplier", "sku"),
+            description="which supplier sells which SKU, at what price and terms",
+        ),
+        TableSpec(
+            "price_breaks",
+            (
+                _id("supplier"),
+                _id("sku"),
+                Column("min_quantity", Kind.INT, strictly_positive=True),
+                Column("unit_price", Kind.FLOAT),
+            ),
+            key=("supplier", "sku", "min_quantity"),
+            required=False,
+            description="all-units quantity discounts",
+        ),
+        TableSpec(
+            "lanes",
+            (
+                _id("supplier"),
+                _id("warehouse"),
+                Column("transit_time", Kind.INT),
+                Column("cost_per_unit", Kind.FLOAT),
+            ),
+            key=("supplier", "warehouse"),
+            required=False,
+            description="supplier → warehouse shipping lanes",
+        ),
+        TableSpec(
+            "transfers",
+            (
+                _id("from_warehouse"),
+                _id("to_warehouse"),
+                Column("lead_time", Kind.INT),
+                Column("cost_per_unit", Kind.FLOAT),
+            ),
+            key=("from_warehouse", "to_warehouse"),
+            required=False,
+            description="warehouse → warehouse transfer links",
+        ),
+        TableSpec(
+            "demand",
+            (
+                _id("sku"),
+                _id("warehouse"),
+                Column("period", Kind.INT),
+                Column("quantity", Kind.FLOAT),
+                Column("std", Kind.FLOAT, required=False, default=0.0),
+            ),
+            key=("sku", "warehouse", "period"),
+            description="demand per SKU, warehouse and period",
+        ),
+        TableSpec(
+            "inventory",
+            (_id("sku"), _id("warehouse"), Column("on_hand", Kind.FLOAT)),
+            key=("sku", "warehouse"),
+            description="stock on hand at the start of period 0",
+        ),
+        TableSpec(
+            "open_orders",
+            (
+                _id("supplier"),
+                _id("sku"),
+                _id("warehouse"),
+                Column("arrival_period", Kind.INT),
+                Column("quantity", Kind.FLOAT),
+            ),
+            key=(),
+            required=False,
+            description="orders already placed; they arrive for sure",
+        ),
+        TableSpec(
+            "budget",
+            (Column("period", Kind.INT), Column("amount", Kind.FLOAT)),
+            key=("period",),
+            required=False,
+            description="purchase budget per order period",
+        ),
+    )
+}
+
+
+@dataclass
+class RawTable:
+    """One input table after type validation: canonical columns and where each row came from."""
+
+    spec: TableSpec
+    frame: pd.DataFrame
+    file: str
+    source_line: np.ndarray = field(repr=False)
+    """For each row, its line in the CSV file (header = line 1) or its 1-based row in Parquet."""
+    is_csv: bool = True
+
+    def locate(self, position: int, column: str | None = None, message: str = "") -> InputError:
+        """An :class:`InputError` pointing at row ``position`` (0-based) of this table."""
+        number = int(self.source_line[position])
+        if self.is_csv:
+            return InputError(message, file=self.file, line=number, field=column)
+        return InputError(message, file=self.file, row=number, field=column)
+
+
+def find_table_file(data_dir: Path, name: str) -> Path | None:
+    """The file holding table ``name``: ``name.csv`` or ``name.parquet`` (both present is an error)."""
+    csv, parquet = data_dir / f"{name}.csv", data_dir / f"{name}.parquet"
+    if csv.is_file() and parquet.is_file():
+        raise InputError(f"both {csv.name} and {parquet.name} exist; keep one", file=str(data_dir))
+    if csv.is_file():
+        return csv
+    if parquet.is_file():
+        return parquet
+    return None
+
+
+def read_table(spec: TableSpec, path: Path) -> RawTable:
+    """Read one table and validate its columns' presence and types, naming row and column on error."""
+    file = str(path)
+    is_csv = path.suffix == ".csv"
+    try:
+        if is_csv:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise InputError("file is empty (a header line with the column names is required)", file=file) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read the file: {str(exc).strip()}", file=file) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+    if duplicated:
+        raise InputError("column appears more than once", file=file, line=1 if is_csv else None, field=duplicated[0])
+    present = set(frame.columns)
+    for column in spec.columns:
+        if column.required and column.name not in present:
+            raise InputError(
+                f"missing column (the {spec.name} table needs: {', '.join(spec.column_names)})",
+                file=file,
+                line=1 if is_csv else None,
+                field=column.name,
+            )
+    source_line = np.arange(len(frame)) + (2 if is_csv else 1)
+    table = RawTable(spec, frame, file, source_line, is_csv)
+    canonical = {}
+    for column in spec.columns:
+        if column.name in present:
+            canonical[column.name] = _convert_column(table, column)
+        else:
+            canonical[column.name] = _default_series(column, len(frame))
+    table.frame = pd.DataFrame(canonical, index=pd.RangeIndex(len(frame)))
+    _check_unique_key(table)
+    return table
+
+
+def _default_series(column: Column, length: int) -> pd.Series:
+    value = np.nan if column.default is None else column.default
+    return pd.Series(np.full(length, value, dtype=float))
+
+
+def _blank_mask(values: pd.Series) -> np.ndarray:
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        return np.asarray(values.isna() | (values.astype(str).str.strip() == ""), dtype=bool)
+    return np.asarray(values.isna(), dtype=bool)
+
+
+def _convert_column(table: RawTable, column: Column) -> pd.Series:
+    raw = table.frame[column.name]
+    blank = _blank_mask(raw)
+    if column.kind is Kind.ID:
+        if blank.any():
+            position = int(np.flatnonzero(blank)[0])
+            raise table.locate(position, column.name, "empty identifier")
+        return raw.astype(str).str.strip().astype(object)
+
+    if blank.any() and column.required:
+        position = int(np.flatnonzero(blank)[0])
+        raise table.locate(position, column.name, f"value is missing (a {column.kind.value} is required)")
+    numbers = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
+    not_numeric = np.asarray(numbers.isna(), dtype=bool) & ~blank
+    if not_numeric.any():
+        position = int(np.flatnonzero(not_numeric)[0])
+        raise table.locate(position, column.name, f"expected a {column.kind.value}, got {raw.iloc[position]!r}")
+    values = numbers.to_numpy()
+    filled = ~blank
+    not_finite = filled & ~np.isfinite(values)
+    if not_finite.any():
+        position = int(np.flatnonzero(not_finite)[0])
+        raise table.locate(position, column.name, f"expected a finite {column.kind.value}, got {raw.iloc[position]!r}")
+    if column.kind is Kind.INT:
+        fractional = filled & (np.abs(values - np.round(values)) > 1e-9)
+        if fractional.any():
+            position = int(np.flatnonzero(fractional)[0])
+            raise table.locate(position, column.name, f"expected a whole number, got {raw.iloc[position]!r}")
+        values = np.round(values)
+    if column.minimum is not None:
+        too_small = filled & (values < column.minimum)
+        if too_small.any():
+            position = int(np.flatnonzero(too_small)[0])
+            raise table.locate(
+                position, column.name, f"must be >= {_fmt(column.minimum)}, got {raw.iloc[position]!r}"
+            )
+    if column.strictly_positive:
+        not_positive = filled & (values <= 0)
+        if not_positive.any():
+            position = int(np.flatnonzero(not_positive)[0])
+            raise table.locate(position, column.name, f"must be > 0, got {raw.iloc[position]!r}")
+    if blank.any() and column.default is not None:
+        values = np.where(blank, column.default, values)
+    if column.kind is Kind.INT and not np.isnan(values).any():
+        return pd.Series(values.astype(np.int64))
+    return pd.Series(values, dtype=float)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and value == int(value) else str(value)
+
+
+def _check_unique_key(table: RawTable) -> None:
+    key = list(table.spec.key)
+    if not key:
+        return
+    duplicated = np.asarray(table.frame.duplicated(subset=key, keep="first"), dtype=bool)
+    if duplicated.any():
+        position = int(np.flatnonzero(duplicated)[0])
+        row = table.frame.iloc[position]
+        value = ", ".join(f"{k}={row[k]}" for k in key)
+        first = int(np.flatnonzero(np.asarray((table.frame[key] == row[key]).all(axis=1)))[0])
+        raise table.locate(
+            position,
+            ",".join(key),
+            f"duplicate key ({value}); first given at {'line' if table.is_csv else 'row'} "
+            f"{int(table.source_line[first])}",
+        )
+
+
+def read_tables(data_dir: Path) -> dict[str, RawTable]:
+    """Read every table of the contract that is present; a required table that is missing is an error."""
+    tables: dict[str, RawTable] = {}
+    for name, spec in TABLES.items():
+        path = find_table_file(data_dir, name)
+        if path is None:
+            if spec.required:
+                raise InputError(
+                    f"required table '{name}' is missing: expected {name}.csv or {name}.parquet",
+                    file=str(data_dir / f"{name}.csv"),
+                )
+            continue
+        tables[name] = read_table(spec, path)
+    return tables

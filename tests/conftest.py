@@ -1,0 +1,58 @@
+"""Shared helpers: write small scenarios from Python literals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from ruamel.yaml import YAML
+
+BASE_TABLES: dict[str, list[dict[str, Any]]] = {
+    "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": 1.0, "shortage_cost": 100.0}],
+    "warehouses": [{"warehouse": "W1", "capacity": 1e6}],
+    "suppliers": [{"supplier": "S1", "order_cost": 0.0, "min_order_value": 0.0}],
+    "offers": [{"supplier": "S1", "sku": "A", "unit_price": 1.0, "moq": 0, "order_multiple": 1, "lead_time": 0}],
+    "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 0}],
+    "demand": [],
+}
+
+
+def write_scenario(
+    folder: Path,
+    tables: dict[str, list[dict[str, Any]] | pd.DataFrame],
+    periods: int,
+    solver: dict[str, Any] | None = None,
+    name: str = "test",
+) -> Path:
+    """Write ``tables`` as CSV into ``folder/data`` and a scenario YAML next to it; returns the YAML path."""
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for table, rows in tables.items():
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        if frame.empty and table == "demand":
+            frame = pd.DataFrame(columns=["sku", "warehouse", "period", "quantity"])
+        frame.to_csv(data / f"{table}.csv", index=False)
+    scenario = {
+        "name": name,
+        "data": "data",
+        "horizon": {"periods": periods},
+        "solver": {"time_limit": 60, "mip_gap": 0.0, "threads": 1, **(solver or {})},
+    }
+    path = folder / "scenario.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        YAML(typ="safe").dump(scenario, handle)
+    return path
+
+
+@pytest.fixture
+def scenario_factory(tmp_path: Path) -> Callable[..., Path]:
+    counter = iter(range(1_000_000))
+
+    def make(tables: dict[str, Any], periods: int, solver: dict[str, Any] | None = None) -> Path:
+        merged = {**BASE_TABLES, **tables}
+        return write_scenario(tmp_path / f"s{next(counter)}", merged, periods, solver)
+
+    return make
