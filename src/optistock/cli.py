@@ -53,7 +53,9 @@ def handle_errors(command: F) -> F:
         except Exception as exc:
             if debug:
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True
+            )
             sys.exit(int(ExitCode.UNEXPECTED))
 
     return wrapper  # type: ignore[return-value]
@@ -70,19 +72,29 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
     Example: optistock run scenarios/demo/base.yaml --out runs/base
     """
     level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("scenario", type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder of the plan.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder of the plan."
+)
 @click.option("--time-limit", type=float, help="Solver time limit in seconds (overrides solver.time_limit).")
 @click.option("--mip-gap", type=float, help="Relative MIP gap to stop at (overrides solver.mip_gap).")
 @click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
 @click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
 @handle_errors
-def run(scenario: Path, out: Path, time_limit: float | None, mip_gap: float | None, threads: int | None,
-        seed: int | None) -> None:
+def run(
+    scenario: Path,
+    out: Path,
+    time_limit: float | None,
+    mip_gap: float | None,
+    threads: int | None,
+    seed: int | None,
+) -> None:
     """Plan purchases and transfers for SCENARIO and write the plan to --out.
 
     \b

@@ -52,7 +52,12 @@ def solve_problem(problem: ProblemData, settings: SolverSettings) -> RunResult:
     :class:`InfeasibleError` or :class:`NoSolutionError` when there is no plan to write."""
     outcome = Optimiser(problem, settings).run()
     return RunResult(
-        problem, outcome.result, outcome.evaluation, outcome.timings, outcome.model_size, method=outcome.method,
+        problem,
+        outcome.result,
+        outcome.evaluation,
+        outcome.timings,
+        outcome.model_size,
+        method=outcome.method,
         history=outcome.history,
     )
 

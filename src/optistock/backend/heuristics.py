@@ -16,8 +16,8 @@ import pandas as pd
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 
-from optistock.backend.sets import ModelSets, round_down, round_up
-from optistock.postprocess.simulate import evaluate_plan
+from optistock.backend.sets import ModelSets, round_up
+from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
 from optistock.preprocess.data import ProblemData
 
 logger = logging.getLogger(__name__)
@@ -26,104 +26,178 @@ MAX_REPAIR_ROUNDS = 200
 
 
 def round_lp_quantities(sets: ModelSets, lp_quantity: dict[tuple, float]) -> pd.DataFrame:
-    """Whole, MOQ- and pack-respecting quantities that track the LP's cumulative quantities.
+    """Whole, MOQ- and pack-respecting order lines that track the LP's cumulative arrivals.
 
-    For each (supplier, sku, warehouse), walking through the order periods, an order is placed when the
-    LP's cumulative quantity runs ahead of what has been ordered so far by at least half the smallest
-    allowed quantity, and it is sized to catch up (at least the MOQ, rounded to the pack). Rounding
-    cumulative sums instead of single lines keeps the total bought close to the LP's.
+    For each (sku, warehouse), walking through the arrival periods, an order is placed when the LP's
+    cumulative arrivals run ahead of what has been ordered so far by at least half the smallest allowed
+    quantity. It goes on the line arriving in that period that the LP used most, sized to catch up (at
+    least the MOQ, rounded up to the pack). Rounding cumulative sums rather than single lines keeps the
+    total bought, and so the service level, close to the LP's.
     """
-    by_lane: dict[tuple[str, str, str], list[tuple]] = {}
-    for key in sorted(lp_quantity, key=lambda k: (k[0], k[1], k[2], k[3])):
-        by_lane.setdefault((key[0], key[1], key[2]), []).append(key)
+    arriving: dict[tuple[str, str, int], list[tuple]] = {}
+    for key, quantity in lp_quantity.items():
+        line = sets.lines[key]
+        arriving.setdefault((line.sku, line.warehouse, line.arrival_period), []).append((quantity, key))
+    pairs = sorted({(sku, warehouse) for sku, warehouse, _ in arriving})
+    last_period = max((period for _, _, period in arriving), default=-1)
     rows = []
-    for keys in by_lane.values():
+    for sku, warehouse in pairs:
         cumulative_lp = 0.0
         ordered = 0
-        for key in keys:
+        for period in range(last_period + 1):
+            candidates = arriving.get((sku, warehouse, period))
+            if not candidates:
+                continue
+            cumulative_lp += sum(max(quantity, 0.0) for quantity, _ in candidates)
+            _, key = max(candidates)
             line = sets.lines[key]
-            cumulative_lp += max(lp_quantity[key], 0.0)
             minimum = max(line.moq, line.pack_size)
             behind = cumulative_lp - ordered
             if behind < 0.5 * minimum:
                 continue
-            whole = round_up(max(behind - 1e-6, minimum), line.pack_size)
-            whole = min(whole, round_down(line.max_quantity, line.pack_size))
+            whole = min(round_up(max(behind - 1e-6, minimum), line.pack_size), line.max_quantity)
             if whole >= minimum:
                 rows.append((*key, whole))
                 ordered += whole
     return pd.DataFrame(rows, columns=["supplier", "sku", "warehouse", "order_period", "quantity"])
 
 
-def repair_plan(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame:
-    """Drop order lines until the plan (without transfers) breaks no rule; returns the kept lines."""
-    no_transfers = pd.DataFrame(columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"])
+def round_lp_transfers(lp_transfer: dict[tuple, float]) -> pd.DataFrame:
+    """Whole transfers from LP ones, rounded down (transfers have no fixed cost, MOQ or pack)."""
+    rows = [(*key, int(quantity + 1e-6)) for key, quantity in lp_transfer.items() if quantity + 1e-6 >= 1]
+    return pd.DataFrame(rows, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"])
+
+
+def repair_plan(
+    problem: ProblemData, orders: pd.DataFrame, transfers: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop order lines and cut transfers until the plan breaks no rule; returns the kept plan.
+
+    Transfers that ship more than their warehouse has are cut back to what it has; then order lines
+    are dropped, one rule family at a time. In the worst case this ends with the plan that does nothing.
+    """
     orders = orders.reset_index(drop=True)
+    transfers = transfers.reset_index(drop=True)
     for round_number in range(MAX_REPAIR_ROUNDS):
-        evaluation = evaluate_plan(problem, orders, no_transfers)
+        evaluation = evaluate_plan(problem, orders, transfers)
         if evaluation.is_valid:
-            logger.info("start plan valid after %d repair round(s): %d lines", round_number, len(orders))
-            return orders
+            logger.info(
+                "start plan valid after %d repair round(s): %d lines, %d transfers",
+                round_number,
+                len(orders),
+                len(transfers),
+            )
+            return orders, transfers
+        if evaluation.overdrawn:
+            transfers = _cut_overdrawn_transfers(problem, transfers, evaluation)
+            continue
         priced = orders.merge(
-            evaluation.orders[["supplier", "sku", "warehouse", "order_period", "line_value", "arrival_period"]],
+            evaluation.orders[
+                ["supplier", "sku", "warehouse", "order_period", "line_value", "arrival_period"]
+            ],
             on=["supplier", "sku", "warehouse", "order_period"],
         )
-        drop = _lines_to_drop(problem, priced, evaluation.inventory)
-        if not drop:
+        offers = problem.offers.reindex(pd.MultiIndex.from_frame(priced[["supplier", "sku"]]))
+        priced["_pack"] = offers["order_multiple"].to_numpy()
+        priced["_minimum"] = np.maximum(offers["moq"].to_numpy(), offers["order_multiple"].to_numpy())
+        changes = _shrink_lines(problem, priced, evaluation.inventory)
+        if not changes:
             break
-        orders = orders.drop(index=sorted(drop)).reset_index(drop=True)
+        for row, quantity in changes.items():
+            orders.at[row, "quantity"] = quantity
+        orders = orders[orders["quantity"] > 0].reset_index(drop=True)
     logger.info("no valid rounded start plan found; starting from the empty plan")
-    return orders.iloc[0:0]
+    return orders.iloc[0:0], transfers.iloc[0:0]
 
 
-def _lines_to_drop(problem: ProblemData, orders: pd.DataFrame, inventory: pd.DataFrame) -> set[int]:
-    """Indices of lines whose removal moves the plan towards validity (one rule family at a time)."""
-    drop: set[int] = set()
-    orders = orders.assign(_row=np.arange(len(orders)))
+def _cut_overdrawn_transfers(
+    problem: ProblemData, transfers: pd.DataFrame, evaluation: PlanEvaluation
+) -> pd.DataFrame:
+    """Scale the transfers leaving an overdrawn (sku, warehouse, period) down to the stock on hand."""
+    available = evaluation.inventory.set_index(["sku", "warehouse", "period"])["end_stock"]
+    transfers = transfers.copy()
+    for sku, warehouse, period in evaluation.overdrawn:
+        leaving = (
+            (transfers["sku"] == sku)
+            & (transfers["from_warehouse"] == warehouse)
+            & (transfers["ship_period"] == period)
+        )
+        if period > 0:
+            on_hand = float(available.get((sku, warehouse, period - 1), 0.0))
+        else:
+            on_hand = float(problem.on_hand.get((sku, warehouse), 0.0))
+        total = float(transfers.loc[leaving, "quantity"].sum())
+        if total <= 0:
+            continue
+        share = max(on_hand, 0.0) / total
+        transfers.loc[leaving, "quantity"] = (transfers.loc[leaving, "quantity"] * share).astype(int)
+    return transfers[transfers["quantity"] > 0].reset_index(drop=True)
+
+
+def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.DataFrame) -> dict[int, int]:
+    """New quantities (0 = drop) for lines whose change moves the plan towards validity.
+
+    Purchase orders below their minimum value are dropped. Where a supplier's capacity or a period's
+    budget is exceeded, the largest line there is cut by whole packs (not below its MOQ, else dropped);
+    where storage overflows, the latest line that arrived there is cut the same way. One line per
+    broken limit and round; the caller re-simulates and repeats.
+    """
+    changes: dict[int, int] = {}
     suppliers = problem.suppliers
-    # Minimum order value: drop purchase orders that do not reach it.
     po_value = orders.groupby(["supplier", "warehouse", "order_period"])["line_value"].transform("sum")
     minimum = orders["supplier"].map(suppliers["min_order_value"]).fillna(0.0)
-    drop |= set(orders.loc[po_value + 1e-6 < minimum, "_row"])
-    # Supplier capacity: drop the smallest lines of a supplier-period over capacity.
-    capacity = orders["supplier"].map(suppliers["capacity"])
-    for (_, _), group in orders[capacity.notna()].groupby(["supplier", "order_period"]):
-        limit = float(suppliers.at[group["supplier"].iloc[0], "capacity"])
-        drop |= _drop_smallest(group, "quantity", float(group["quantity"].sum()) - limit)
-    # Budget: drop the smallest lines of a period over budget.
+    for row in np.flatnonzero((po_value + 1e-6 < minimum).to_numpy()):
+        changes[int(row)] = 0
+    if changes:
+        return changes
+    units = orders["quantity"].astype(float)
+    for (supplier, _), group in orders.groupby(["supplier", "order_period"]):
+        limit = suppliers.at[supplier, "capacity"]
+        if pd.notna(limit):
+            _cut_largest(orders, group, units, float(group["quantity"].sum()) - float(limit), changes)
+    unit_price = orders["line_value"] / orders["quantity"]
     for period, group in orders.groupby("order_period"):
         if period in problem.budget.index:
-            drop |= _drop_smallest(group, "line_value", float(group["line_value"].sum()) - float(problem.budget[period]))
-    if drop:
-        return drop
-    # Storage: for each warehouse-period over capacity, drop the latest large line that arrived by then.
+            excess_value = float(group["line_value"].sum()) - float(problem.budget[period])
+            largest = group["line_value"].idxmax()
+            _cut_largest(orders, group, units, excess_value / float(unit_price[largest]), changes)
+    if changes:
+        return changes
     volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])
     used = volume.groupby([inventory["warehouse"], inventory["period"]]).sum()
-    capacity_w = problem.warehouses["capacity"]
+    capacity = problem.warehouses["capacity"]
     for (warehouse, period), value in used.items():
-        if value > float(capacity_w[warehouse]) + 1e-6:
-            candidates = orders[(orders["warehouse"] == warehouse) & (orders["arrival_period"] <= period)]
-            if len(candidates):
-                unit_volume = candidates["sku"].map(problem.skus["unit_volume"])
-                ranked = candidates.assign(_volume=candidates["quantity"] * unit_volume)
-                drop.add(int(ranked.sort_values(["arrival_period", "_volume"]).iloc[-1]["_row"]))
-    return drop
+        excess = value - float(capacity[warehouse])
+        if excess > 1e-6:
+            arrived = orders[(orders["warehouse"] == warehouse) & (orders["arrival_period"] <= period)]
+            if len(arrived):
+                latest = arrived.sort_values(["arrival_period", "quantity"]).index[-1]
+                unit_volume = float(problem.skus.at[orders.at[latest, "sku"], "unit_volume"]) or 1.0
+                _cut_largest(orders, arrived.loc[[latest]], units, excess / unit_volume, changes)
+    return changes
 
 
-def _drop_smallest(group: pd.DataFrame, column: str, excess: float) -> set[int]:
-    dropped: set[int] = set()
-    if excess <= 1e-6:
-        return dropped
-    for _, row in group.sort_values(column).iterrows():
-        dropped.add(int(row["_row"]))
-        excess -= float(row[column])
-        if excess <= 1e-6:
-            break
-    return dropped
+def _cut_largest(
+    orders: pd.DataFrame, group: pd.DataFrame, units: pd.Series, excess_units: float, changes: dict[int, int]
+) -> None:
+    """Cut the largest line of ``group`` by enough whole packs to remove ``excess_units``."""
+    if excess_units <= 1e-6 or group.empty:
+        return
+    row = int(group["quantity"].idxmax())
+    if row in changes:
+        return
+    pack = int(orders.at[row, "_pack"])
+    smallest = int(orders.at[row, "_minimum"])
+    reduced = int(units[row]) - round_up(excess_units, pack)
+    changes[row] = reduced if reduced >= smallest else 0
 
 
 def start_values(
-    model: pyo.ConcreteModel, sets: ModelSets, orders: pd.DataFrame, transfers: pd.DataFrame, inventory: pd.DataFrame
+    model: pyo.ConcreteModel,
+    sets: ModelSets,
+    orders: pd.DataFrame,
+    transfers: pd.DataFrame,
+    inventory: pd.DataFrame,
 ) -> ComponentMap:
     """A complete assignment of the model's variables for a plan (order lines, transfers, its stock).
 
@@ -133,7 +207,9 @@ def start_values(
     values = ComponentMap()
     quantity = {
         (s, i, w, int(t)): float(q)
-        for s, i, w, t, q in orders[["supplier", "sku", "warehouse", "order_period", "quantity"]].itertuples(index=False)
+        for s, i, w, t, q in orders[["supplier", "sku", "warehouse", "order_period", "quantity"]].itertuples(
+            index=False
+        )
     }
     for key, var in model.packs.items():
         line = sets.lines[key]
@@ -150,9 +226,9 @@ def start_values(
         values[var] = 1.0 if key in placed else 0.0
     shipped = {
         (i, a, b, int(t)): float(q)
-        for i, a, b, t, q in transfers[["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]].itertuples(
-            index=False
-        )
+        for i, a, b, t, q in transfers[
+            ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+        ].itertuples(index=False)
     }
     for key, var in model.transfer.items():
         values[var] = shipped.get(key, 0.0)

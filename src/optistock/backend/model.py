@@ -19,7 +19,14 @@ from optistock.preprocess.data import ProblemData
 logger = logging.getLogger(__name__)
 
 VARIABLES = (
-    "packs", "line_active", "segment_active", "segment_quantity", "po_open", "transfer", "stock", "backorder",
+    "packs",
+    "line_active",
+    "segment_active",
+    "segment_quantity",
+    "po_open",
+    "transfer",
+    "stock",
+    "backorder",
     "has_stock",
 )
 
@@ -50,7 +57,9 @@ def define_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     lines = sets.lines
     model.LINES = pyo.Set(initialize=list(lines), dimen=4, ordered=True)
     model.packs = pyo.Var(
-        model.LINES, domain=pyo.NonNegativeIntegers, bounds=lambda m, *l: (0, lines[l].max_quantity // lines[l].pack_size)
+        model.LINES,
+        domain=pyo.NonNegativeIntegers,
+        bounds=lambda m, *l: (0, lines[l].max_quantity // lines[l].pack_size),
     )
     activated = [key for key, line in lines.items() if line.needs_activation and not line.segments]
     model.ACTIVATED_LINES = pyo.Set(initialize=activated, dimen=4, ordered=True)
@@ -92,7 +101,9 @@ def _line_value_rule(model: pyo.ConcreteModel, *key: object) -> pyo.Expression:
     return line.unit_price * model.quantity[key]
 
 
-def define_min_order_quantity_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
+def define_min_order_quantity_constraints(
+    model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets
+) -> None:
     """min_order_quantity: q_l ≥ moq_l · line_active[l] and q_l ≤ U_l · line_active[l]
     (lines with MOQ above one pack and no price breaks: a line is either 0 or between MOQ and U_l)."""
 
@@ -177,19 +188,25 @@ def _link_rule(model: pyo.ConcreteModel, *key: object) -> pyo.Expression:
     return on <= model.po_open[s, w, t]
 
 
-def define_min_order_value_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
+def define_min_order_value_constraints(
+    model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets
+) -> None:
     """min_order_value: Σ_{lines of PO (s,w,t)} value_l ≥ MOV_s · po_open[s,w,t]."""
     minimum = sets.min_order_value
     with_minimum = [po for po in sets.purchase_orders if minimum[po] > 0]
     model.MOV_ORDERS = pyo.Set(initialize=with_minimum, dimen=3, ordered=True)
     model.min_order_value = pyo.Constraint(
         model.MOV_ORDERS,
-        rule=lambda m, s, w, t: pyo.quicksum(m.line_value[key] for key in sets.purchase_orders[(s, w, t)])
-        >= minimum[(s, w, t)] * m.po_open[s, w, t],
+        rule=lambda m, s, w, t: (
+            pyo.quicksum(m.line_value[key] for key in sets.purchase_orders[(s, w, t)])
+            >= minimum[(s, w, t)] * m.po_open[s, w, t]
+        ),
     )
 
 
-def define_supplier_capacity_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
+def define_supplier_capacity_constraints(
+    model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets
+) -> None:
     """supplier_capacity: Σ_{i,w} q[s,i,w,t] ≤ capacity_s for every supplier with a capacity and period t."""
     capacity = sets.supplier_capacity
     by_supplier_period: dict[tuple[str, int], list[tuple]] = defaultdict(list)
@@ -197,7 +214,9 @@ def define_supplier_capacity_constraints(model: pyo.ConcreteModel, problem: Prob
         if (key[0], key[3]) in capacity:
             by_supplier_period[(key[0], key[3])].append(key)
     binding = {
-        k: keys for k, keys in by_supplier_period.items() if sum(sets.lines[x].max_quantity for x in keys) > capacity[k]
+        k: keys
+        for k, keys in by_supplier_period.items()
+        if sum(sets.lines[x].max_quantity for x in keys) > capacity[k]
     }
     model.CAPACITATED = pyo.Set(initialize=sorted(binding), dimen=2, ordered=True)
     model.supplier_capacity = pyo.Constraint(
@@ -250,7 +269,9 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
     model.stock_balance = pyo.Constraint(model.STOCK_CELLS, rule=rule)
 
 
-def define_storage_capacity_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
+def define_storage_capacity_constraints(
+    model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets
+) -> None:
     """storage_capacity: Σ_i unit_volume_i · stock[i,w,t] ≤ capacity_{w,t} for every warehouse and period."""
     volume = problem.skus["unit_volume"]
     cells: dict[tuple[str, int], list[tuple[str, str, int]]] = defaultdict(list)
@@ -260,8 +281,10 @@ def define_storage_capacity_constraints(model: pyo.ConcreteModel, problem: Probl
     model.STORAGE = pyo.Set(initialize=sorted(cells), dimen=2, ordered=True)
     model.storage_capacity = pyo.Constraint(
         model.STORAGE,
-        rule=lambda m, w, t: pyo.quicksum(float(volume[c[0]]) * m.stock[c] for c in cells[(w, t)])
-        <= sets.storage_capacity[(w, t)],
+        rule=lambda m, w, t: (
+            pyo.quicksum(float(volume[c[0]]) * m.stock[c] for c in cells[(w, t)])
+            <= sets.storage_capacity[(w, t)]
+        ),
     )
 
 
@@ -328,7 +351,9 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
         expr=pyo.quicksum(sets.order_cost[po] * model.po_open[po] for po in sets.purchase_orders)
     )
     model.cost_transport = pyo.Expression(
-        expr=pyo.quicksum(line.lane_cost * model.quantity[key] for key, line in sets.lines.items() if line.lane_cost)
+        expr=pyo.quicksum(
+            line.lane_cost * model.quantity[key] for key, line in sets.lines.items() if line.lane_cost
+        )
     )
     model.cost_transfer = pyo.Expression(
         expr=pyo.quicksum(
@@ -342,8 +367,12 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
         expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
     )
     model.total_cost = pyo.Objective(
-        expr=model.cost_purchase + model.cost_ordering + model.cost_transport + model.cost_transfer
-        + model.cost_holding + model.cost_shortage,
+        expr=model.cost_purchase
+        + model.cost_ordering
+        + model.cost_transport
+        + model.cost_transfer
+        + model.cost_holding
+        + model.cost_shortage,
         sense=pyo.minimize,
     )
 

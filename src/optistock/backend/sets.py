@@ -90,7 +90,12 @@ def round_down(value: float, multiple: int) -> int:
 
 
 def line_quantity_bound(
-    need: float, moq: int, pack: int, largest_break: int, min_order_value: float, lowest_price: float,
+    need: float,
+    moq: int,
+    pack: int,
+    largest_break: int,
+    min_order_value: float,
+    lowest_price: float,
     supplier_capacity: float,
 ) -> int:
     """Largest quantity an optimal plan can need on one line, as a multiple of the pack size.
@@ -133,7 +138,9 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
             warehouse = str(warehouse)
             reach = _reachable(links, warehouse)
             if reach == {warehouse}:
-                supply = float(on_hand.get((sku, warehouse), 0.0)) + float(open_orders.get((sku, warehouse), 0.0))
+                supply = float(on_hand.get((sku, warehouse), 0.0)) + float(
+                    open_orders.get((sku, warehouse), 0.0)
+                )
                 needs[(sku, warehouse)] = max(per_warehouse.get(warehouse, 0.0) - supply, 0.0)
             else:
                 needs[(sku, warehouse)] = sum(per_warehouse.get(v, 0.0) for v in reach)
@@ -220,8 +227,17 @@ def build_sets(
                 continue
             for order_period in range(periods - lead - transit):
                 line = LineData(
-                    supplier, sku, warehouse, order_period, order_period + lead + transit, pack, moq, bound,
-                    float(offer["unit_price"]), lane_cost, segments,
+                    supplier,
+                    sku,
+                    warehouse,
+                    order_period,
+                    order_period + lead + transit,
+                    pack,
+                    moq,
+                    bound,
+                    float(offer["unit_price"]),
+                    lane_cost,
+                    segments,
                 )
                 lines[line.key] = line
 
@@ -236,7 +252,9 @@ def build_sets(
             cell = (str(row.sku), str(row.warehouse), int(row.arrival_period))
             receipts[cell] = receipts.get(cell, 0.0) + float(row.quantity)
     demand = {
-        (str(i), str(w), int(t)): float(q) for (i, w, t), q in problem.demand.items() if q != 0 and in_scope(i)
+        (str(i), str(w), int(t)): float(q)
+        for (i, w, t), q in problem.demand.items()
+        if q != 0 and in_scope(i)
     }
 
     stocked = {i for i in demanded if in_scope(i)} | {i for i, _ in on_hand} | {i for i, _, _ in receipts}
@@ -289,7 +307,10 @@ def build_sets(
         on_hand=on_hand,
         shipping_cells=shipping_cells,
         supplier_capacity={
-            (str(s), t): float(c) for s, c in suppliers_capacity.items() if not math.isnan(c) for t in range(periods)
+            (str(s), t): float(c)
+            for s, c in suppliers_capacity.items()
+            if not math.isnan(c)
+            for t in range(periods)
         },
         budget={int(t): float(amount) for t, amount in problem.budget.items()},
         storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},
@@ -305,9 +326,11 @@ def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEval
     units = others.orders.groupby(["supplier", "order_period"])["quantity"].sum()
     spend = others.orders.groupby("order_period")["line_value"].sum()
     inventory = others.inventory
-    volume = (inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])).groupby(
-        [inventory["warehouse"], inventory["period"]]
-    ).sum()
+    volume = (
+        (inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"]))
+        .groupby([inventory["warehouse"], inventory["period"]])
+        .sum()
+    )
     po_value = others.orders.groupby(["supplier", "warehouse", "order_period"])["line_value"].sum()
     for key, capacity in sets.supplier_capacity.items():
         sets.supplier_capacity[key] = max(capacity - float(units.get(key, 0.0)), 0.0)

@@ -165,7 +165,12 @@ class HighsSession:
         bound = results.objective_bound
         logger.info(
             "HiGHS %s: %s (%s), objective %s, bound %s, %.2fs",
-            self.version, status.value, termination.name, objective, bound, seconds,
+            self.version,
+            status.value,
+            termination.name,
+            objective,
+            bound,
+            seconds,
         )
         return SolveResult(
             status=status,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyomo.environ as pyo
 
-from optistock.backend.heuristics import repair_plan, round_lp_quantities, start_values
+from optistock.backend.heuristics import repair_plan, round_lp_quantities, round_lp_transfers, start_values
 from optistock.backend.model import build_model
 from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
 from optistock.backend.solve import HighsSession, SolveResult, SolveStatus, relative_gap
@@ -106,26 +106,35 @@ class Optimiser:
         model, session = self._build(sets)
         size = model_size(model)
         logger.info(
-            "model: %(variables)d variables (%(integer_variables)d integer), %(constraints)d constraints", size
+            "model: %(variables)d variables (%(integer_variables)d integer), %(constraints)d constraints",
+            size,
         )
         solve_started = time.perf_counter()
+        wanted = {("packs", *k): v for k, v in model.packs.items()}
+        wanted.update({("transfer", *k): v for k, v in model.transfer.items()})
         relaxation = session.relaxation(
-            {("packs", *k): v for k, v in model.packs.items()}, time_limit=max(self.remaining() / 4, 1.0),
-            threads=self.settings.threads,
+            wanted, time_limit=max(self.remaining() / 4, 1.0), threads=self.settings.threads
         )
         if relaxation.infeasible:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
         lp_bound = relaxation.objective
+        orders, transfers = empty_plan()
         if lp_bound is not None:
             logger.info("LP relaxation bound %.2f", lp_bound)
-            lp_quantity = {key[1:]: sets.lines[key[1:]].pack_size * value for key, value in relaxation.values.items()}
-            orders = repair_plan(self.problem, round_lp_quantities(sets, lp_quantity))
-        else:
-            orders, _ = empty_plan()
-        _, no_transfers = empty_plan()
-        self._offer(evaluate_plan(self.problem, orders, no_transfers))
+            lp_quantity = {
+                key[1:]: sets.lines[key[1:]].pack_size * value
+                for key, value in relaxation.values.items()
+                if key[0] == "packs"
+            }
+            lp_transfer = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
+            orders, transfers = repair_plan(
+                self.problem, round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
+            )
+        self._offer(evaluate_plan(self.problem, orders, transfers))
         if self.incumbent is not None:
-            logger.info("start plan: cost %.2f (%d lines)", self.incumbent.total_cost, len(self.incumbent.orders))
+            logger.info(
+                "start plan: cost %.2f (%d lines)", self.incumbent.total_cost, len(self.incumbent.orders)
+            )
 
         method = "milp"
         if size["integer_variables"] > DIRECT_INTEGER_LIMIT and self.incumbent is not None:
@@ -141,11 +150,16 @@ class Optimiser:
         bounds = [b for b in (lp_bound, result.best_bound) if b is not None]
         best_bound = max(bounds) if bounds else None
         gap = relative_gap(self.incumbent.total_cost, best_bound)
-        proven = result.status is SolveStatus.OPTIMAL and result.objective is not None and abs(
-            result.objective - self.incumbent.total_cost
-        ) <= 1e-6 * max(1.0, abs(self.incumbent.total_cost))
+        proven = (
+            result.status is SolveStatus.OPTIMAL
+            and result.objective is not None
+            and abs(result.objective - self.incumbent.total_cost)
+            <= 1e-6 * max(1.0, abs(self.incumbent.total_cost))
+        )
         status = (
-            SolveStatus.OPTIMAL if proven or (gap is not None and gap <= self.settings.mip_gap) else SolveStatus.FEASIBLE
+            SolveStatus.OPTIMAL
+            if proven or (gap is not None and gap <= self.settings.mip_gap)
+            else SolveStatus.FEASIBLE
         )
         final = SolveResult(
             status=status,
@@ -207,7 +221,9 @@ class Optimiser:
                     return
                 improved |= self._solve_group(group, sub_settings, stop_at)
             logger.info(
-                "fix-and-optimize cycle %d: cost %.2f%s", cycle, self.incumbent.total_cost,
+                "fix-and-optimize cycle %d: cost %.2f%s",
+                cycle,
+                self.incumbent.total_cost,
                 "" if improved else " (no improvement)",
             )
             if not improved:
@@ -230,7 +246,9 @@ class Optimiser:
         if not sets.lines and not sets.transfer_arcs:
             return False
         model, session = self._build(sets)
-        session.set_start(start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory))
+        session.set_start(
+            start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory)
+        )
         limit = min(SUBPROBLEM_TIME_LIMIT, stop_at - time.perf_counter())
         if limit <= 0.2:
             return False
@@ -267,6 +285,10 @@ def diagnose_infeasibility(problem: ProblemData) -> str:
         suffix = f" (and {more} more)" if more else ""
         return (
             "hard constraints cannot be met: stock on hand and open orders alone break "
-            + "; ".join(shown) + suffix + " — no transfers or orders can avoid it"
+            + "; ".join(shown)
+            + suffix
+            + " — no transfers or orders can avoid it"
         )
-    return "hard constraints cannot be met (the solver proved the model infeasible; no single cause was found)"
+    return (
+        "hard constraints cannot be met (the solver proved the model infeasible; no single cause was found)"
+    )

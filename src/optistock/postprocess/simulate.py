@@ -20,13 +20,29 @@ TOLERANCE = 1e-6
 COST_COMPONENTS = ("purchase", "ordering", "transport", "transfer", "holding", "shortage")
 
 ORDER_COLUMNS = [
-    "po_id", "supplier", "sku", "warehouse", "order_period", "arrival_period", "quantity", "unit_price", "line_value",
+    "po_id",
+    "supplier",
+    "sku",
+    "warehouse",
+    "order_period",
+    "arrival_period",
+    "quantity",
+    "unit_price",
+    "line_value",
 ]
 PO_COLUMNS = ["po_id", "supplier", "warehouse", "order_period", "lines", "total_value"]
 TRANSFER_COLUMNS = ["sku", "from_warehouse", "to_warehouse", "ship_period", "arrival_period", "quantity"]
 INVENTORY_COLUMNS = [
-    "sku", "warehouse", "period", "arrivals", "open_order_arrivals", "transfers_in", "transfers_out", "demand",
-    "end_stock", "backorder",
+    "sku",
+    "warehouse",
+    "period",
+    "arrivals",
+    "open_order_arrivals",
+    "transfers_in",
+    "transfers_out",
+    "demand",
+    "end_stock",
+    "backorder",
 ]
 
 
@@ -62,10 +78,13 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     (sku, from_warehouse, to_warehouse, ship_period, quantity); lines with quantity 0 are dropped."""
     violations: list[str] = []
     periods = problem.periods
-    orders = orders.loc[orders["quantity"] > TOLERANCE, ["supplier", "sku", "warehouse", "order_period", "quantity"]]
+    orders = orders.loc[
+        orders["quantity"] > TOLERANCE, ["supplier", "sku", "warehouse", "order_period", "quantity"]
+    ]
     orders = orders.copy().reset_index(drop=True)
     transfers = transfers.loc[
-        transfers["quantity"] > TOLERANCE, ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+        transfers["quantity"] > TOLERANCE,
+        ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"],
     ]
     transfers = transfers.copy().reset_index(drop=True)
 
@@ -101,7 +120,9 @@ def _line_label(row: pd.Series) -> str:
     return f"{row['supplier']}/{row['sku']}/{row['warehouse']}/period {int(row['order_period'])}"
 
 
-def _price_and_check_orders(problem: ProblemData, orders: pd.DataFrame, violations: list[str]) -> pd.DataFrame:
+def _price_and_check_orders(
+    problem: ProblemData, orders: pd.DataFrame, violations: list[str]
+) -> pd.DataFrame:
     keys = pd.MultiIndex.from_frame(orders[["supplier", "sku"]])
     has_offer = keys.isin(problem.offers.index)
     lane_keys = pd.MultiIndex.from_frame(orders[["supplier", "warehouse"]])
@@ -121,7 +142,10 @@ def _price_and_check_orders(problem: ProblemData, orders: pd.DataFrame, violatio
         (np.abs(quantity - np.round(quantity)) > TOLERANCE, "quantity is not a whole number"),
         (quantity + TOLERANCE < offers["moq"].to_numpy(), "quantity below the MOQ"),
         (
-            np.abs(quantity / offers["order_multiple"].to_numpy() - np.round(quantity / offers["order_multiple"].to_numpy()))
+            np.abs(
+                quantity / offers["order_multiple"].to_numpy()
+                - np.round(quantity / offers["order_multiple"].to_numpy())
+            )
             > TOLERANCE,
             "quantity is not a multiple of the order multiple",
         ),
@@ -130,7 +154,9 @@ def _price_and_check_orders(problem: ProblemData, orders: pd.DataFrame, violatio
     ]
     for mask, message in checks:
         for position in np.flatnonzero(mask):
-            violations.append(f"order {_line_label(orders.iloc[position])}: {message} (quantity {quantity[position]:g})")
+            violations.append(
+                f"order {_line_label(orders.iloc[position])}: {message} (quantity {quantity[position]:g})"
+            )
     prices = offers["unit_price"].to_numpy(dtype=float).copy()
     if not problem.price_breaks.empty and len(orders):
         breaks = problem.price_breaks.reset_index()
@@ -142,7 +168,8 @@ def _price_and_check_orders(problem: ProblemData, orders: pd.DataFrame, violatio
     orders["line_value"] = quantity * prices
     orders["_lane_cost"] = quantity * lanes["cost_per_unit"].to_numpy(dtype=float)
     orders["po_id"] = [
-        po_id(s, w, int(t)) for s, w, t in zip(orders["supplier"], orders["warehouse"], orders["order_period"], strict=True)
+        po_id(s, w, int(t))
+        for s, w, t in zip(orders["supplier"], orders["warehouse"], orders["order_period"], strict=True)
     ]
     return orders.sort_values(["order_period", "supplier", "warehouse", "sku"]).reset_index(drop=True)
 
@@ -184,12 +211,18 @@ def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: 
     known = links.isin(problem.transfer_links.index)
     for position in np.flatnonzero(~known):
         row = transfers.iloc[position]
-        violations.append(f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']}: no such link")
+        violations.append(
+            f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']}: no such link"
+        )
     transfers = transfers[known].reset_index(drop=True)
-    link = problem.transfer_links.reindex(pd.MultiIndex.from_frame(transfers[["from_warehouse", "to_warehouse"]]))
+    link = problem.transfer_links.reindex(
+        pd.MultiIndex.from_frame(transfers[["from_warehouse", "to_warehouse"]])
+    )
     quantity = transfers["quantity"].to_numpy(dtype=float)
     transfers["ship_period"] = transfers["ship_period"].astype(np.int64)
-    transfers["arrival_period"] = (transfers["ship_period"].to_numpy() + link["lead_time"].to_numpy()).astype(np.int64)
+    transfers["arrival_period"] = (transfers["ship_period"].to_numpy() + link["lead_time"].to_numpy()).astype(
+        np.int64
+    )
     transfers["_link_cost"] = quantity * link["cost_per_unit"].to_numpy(dtype=float)
     bad = (
         (np.abs(quantity - np.round(quantity)) > TOLERANCE)
@@ -203,7 +236,9 @@ def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: 
             f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} period {row['ship_period']}: "
             "unknown SKU, fractional quantity or outside the horizon"
         )
-    return transfers.sort_values(["ship_period", "sku", "from_warehouse", "to_warehouse"]).reset_index(drop=True)
+    return transfers.sort_values(["ship_period", "sku", "from_warehouse", "to_warehouse"]).reset_index(
+        drop=True
+    )
 
 
 def _simulate_stock(
@@ -234,9 +269,15 @@ def _simulate_stock(
 
     planned = dense(orders["sku"], orders["warehouse"], orders["arrival_period"], orders["quantity"])
     open_orders = problem.open_orders
-    received = dense(open_orders["sku"], open_orders["warehouse"], open_orders["arrival_period"], open_orders["quantity"])
-    transfers_in = dense(transfers["sku"], transfers["to_warehouse"], transfers["arrival_period"], transfers["quantity"])
-    transfers_out = dense(transfers["sku"], transfers["from_warehouse"], transfers["ship_period"], transfers["quantity"])
+    received = dense(
+        open_orders["sku"], open_orders["warehouse"], open_orders["arrival_period"], open_orders["quantity"]
+    )
+    transfers_in = dense(
+        transfers["sku"], transfers["to_warehouse"], transfers["arrival_period"], transfers["quantity"]
+    )
+    transfers_out = dense(
+        transfers["sku"], transfers["from_warehouse"], transfers["ship_period"], transfers["quantity"]
+    )
     demand_index = problem.demand.index
     demand = dense(
         demand_index.get_level_values("sku").to_series(),
@@ -248,7 +289,10 @@ def _simulate_stock(
     on_hand = problem.on_hand
     np.add.at(
         start,
-        (skus.get_indexer(on_hand.index.get_level_values("sku")), warehouses.get_indexer(on_hand.index.get_level_values("warehouse"))),
+        (
+            skus.get_indexer(on_hand.index.get_level_values("sku")),
+            warehouses.get_indexer(on_hand.index.get_level_values("warehouse")),
+        ),
         on_hand.to_numpy(dtype=float),
     )
     flow = planned + received + transfers_in - transfers_out - demand
@@ -272,7 +316,9 @@ def _simulate_stock(
             f"storage capacity: {warehouses[w]} in period {t} holds volume {volume[w, t]:.3f}, capacity {capacity[w]:g}"
         )
 
-    index = pd.MultiIndex.from_product([skus, warehouses, range(periods)], names=["sku", "warehouse", "period"])
+    index = pd.MultiIndex.from_product(
+        [skus, warehouses, range(periods)], names=["sku", "warehouse", "period"]
+    )
     inventory = pd.DataFrame(
         {
             "arrivals": (planned + received).ravel(),

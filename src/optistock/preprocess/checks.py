@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from optistock.errors import InputError
 from optistock.preprocess.tables import RawTable
 
 REFERENCES: dict[str, list[tuple[str, str, str]]] = {
@@ -43,16 +42,22 @@ def check_references(tables: dict[str, RawTable]) -> None:
     if breaks is not None:
         offers = tables["offers"].frame
         offer_keys = set(zip(offers["supplier"], offers["sku"], strict=True))
-        for position, (supplier, sku) in enumerate(zip(breaks.frame["supplier"], breaks.frame["sku"], strict=True)):
+        for position, (supplier, sku) in enumerate(
+            zip(breaks.frame["supplier"], breaks.frame["sku"], strict=True)
+        ):
             if (supplier, sku) not in offer_keys:
                 raise breaks.locate(
-                    position, "sku", f"price break for supplier '{supplier}' and sku '{sku}', which has no offer"
+                    position,
+                    "sku",
+                    f"price break for supplier '{supplier}' and sku '{sku}', which has no offer",
                 )
     transfers = tables.get("transfers")
     if transfers is not None:
         same = (transfers.frame["from_warehouse"] == transfers.frame["to_warehouse"]).to_numpy()
         if same.any():
-            raise transfers.locate(int(np.flatnonzero(same)[0]), "to_warehouse", "a warehouse cannot transfer to itself")
+            raise transfers.locate(
+                int(np.flatnonzero(same)[0]), "to_warehouse", "a warehouse cannot transfer to itself"
+            )
     open_orders = tables.get("open_orders")
     if open_orders is not None:
         check_periods_not_negative(open_orders, "arrival_period")
@@ -89,7 +94,9 @@ def usability_warnings(
         for supplier, sku in never:
             lead = int(offers.loc[(supplier, sku), "lead_time"])
             if supplier not in fastest_lane.index:
-                warnings.append(f"offer {supplier}/{sku}: supplier has no lane to any warehouse; it is never used")
+                warnings.append(
+                    f"offer {supplier}/{sku}: supplier has no lane to any warehouse; it is never used"
+                )
             else:
                 warnings.append(
                     f"offer {supplier}/{sku}: lead time {lead} plus transit never arrives inside the "

@@ -78,12 +78,12 @@ class ProblemData:
 def _frame(tables: dict[str, RawTable], name: str) -> pd.DataFrame:
     if name in tables:
         return tables[name].frame
-    return pd.DataFrame({c: pd.Series(dtype=object if c in _ID_COLUMNS[name] else float) for c in TABLES[name].column_names})
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object if c in _ID_COLUMNS[name] else float) for c in TABLES[name].column_names}
+    )
 
 
-_ID_COLUMNS = {
-    name: {c.name for c in spec.columns if c.kind.name == "ID"} for name, spec in TABLES.items()
-}
+_ID_COLUMNS = {name: {c.name for c in spec.columns if c.kind.name == "ID"} for name, spec in TABLES.items()}
 
 
 def load_problem(scenario_path: Path) -> ProblemData:
@@ -122,7 +122,9 @@ def build_problem(loaded: LoadedScenario) -> ProblemData:
     if lanes_given:
         lanes = _frame(tables, "lanes").set_index(["supplier", "warehouse"]).sort_index()
     else:
-        index = pd.MultiIndex.from_product([suppliers.index, warehouses.index], names=["supplier", "warehouse"])
+        index = pd.MultiIndex.from_product(
+            [suppliers.index, warehouses.index], names=["supplier", "warehouse"]
+        )
         lanes = pd.DataFrame({"transit_time": 0.0, "cost_per_unit": 0.0}, index=index)
     lanes["transit_time"] = lanes["transit_time"].astype(np.int64)
     transfer_links = _frame(tables, "transfers").set_index(["from_warehouse", "to_warehouse"]).sort_index()

@@ -217,13 +217,17 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
-        raise InputError("file is empty (a header line with the column names is required)", file=file) from exc
+        raise InputError(
+            "file is empty (a header line with the column names is required)", file=file
+        ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise InputError(f"cannot read the file: {str(exc).strip()}", file=file) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
     if duplicated:
-        raise InputError("column appears more than once", file=file, line=1 if is_csv else None, field=duplicated[0])
+        raise InputError(
+            "column appears more than once", file=file, line=1 if is_csv else None, field=duplicated[0]
+        )
     present = set(frame.columns)
     for column in spec.columns:
         if column.required and column.name not in present:
@@ -273,13 +277,17 @@ def _convert_column(table: RawTable, column: Column) -> pd.Series:
     not_numeric = np.asarray(numbers.isna(), dtype=bool) & ~blank
     if not_numeric.any():
         position = int(np.flatnonzero(not_numeric)[0])
-        raise table.locate(position, column.name, f"expected a {column.kind.value}, got {raw.iloc[position]!r}")
+        raise table.locate(
+            position, column.name, f"expected a {column.kind.value}, got {raw.iloc[position]!r}"
+        )
     values = numbers.to_numpy()
     filled = ~blank
     not_finite = filled & ~np.isfinite(values)
     if not_finite.any():
         position = int(np.flatnonzero(not_finite)[0])
-        raise table.locate(position, column.name, f"expected a finite {column.kind.value}, got {raw.iloc[position]!r}")
+        raise table.locate(
+            position, column.name, f"expected a finite {column.kind.value}, got {raw.iloc[position]!r}"
+        )
     if column.kind is Kind.INT:
         fractional = filled & (np.abs(values - np.round(values)) > 1e-9)
         if fractional.any():
