@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
+from optistock.preprocess.tables import TABLES
+
 BASE_TABLES: dict[str, list[dict[str, Any]]] = {
     "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": 1.0, "shortage_cost": 100.0}],
     "warehouses": [{"warehouse": "W1", "capacity": 1e6}],
@@ -32,8 +34,8 @@ def write_scenario(
     data.mkdir(parents=True, exist_ok=True)
     for table, rows in tables.items():
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-        if frame.empty and table == "demand":
-            frame = pd.DataFrame(columns=["sku", "warehouse", "period", "quantity"])
+        if frame.empty and table in TABLES:
+            frame = pd.DataFrame(columns=TABLES[table].column_names)
         frame.to_csv(data / f"{table}.csv", index=False)
     scenario = {
         "name": name,

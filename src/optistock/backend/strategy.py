@@ -110,6 +110,8 @@ class Optimiser:
             size,
         )
         solve_started = time.perf_counter()
+        if size["variables"] == 0:
+            return self._nothing_to_decide(size)
         wanted = {("packs", *k): v for k, v in model.packs.items()}
         wanted.update({("transfer", *k): v for k, v in model.transfer.items()})
         relaxation = session.relaxation(
@@ -171,6 +173,17 @@ class Optimiser:
             seconds=time.perf_counter() - solve_started,
         )
         return Outcome(self.incumbent, final, self.timings, size, method, self.history)
+
+    def _nothing_to_decide(self, size: dict[str, int]) -> Outcome:
+        """No order line or transfer can be placed: the plan that does nothing is the only one."""
+        orders, transfers = empty_plan()
+        self._offer(evaluate_plan(self.problem, orders, transfers))
+        assert self.incumbent is not None
+        if not self.incumbent.is_valid:
+            raise InfeasibleError(diagnose_infeasibility(self.problem))
+        cost = self.incumbent.total_cost
+        result = SolveResult(SolveStatus.OPTIMAL, "nothing to decide", cost, cost, "highs", "", 0.0)
+        return Outcome(self.incumbent, result, self.timings, size, "none", self.history)
 
     def _solve_full(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> SolveResult:
         """The full MILP from the incumbent, adding stock-sign binaries where a plan overdraws stock."""

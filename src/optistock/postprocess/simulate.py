@@ -98,10 +98,10 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
 
     skus = problem.skus
     costs = {
-        "purchase": float(orders_out["line_value"].sum()),
-        "ordering": float(purchase_orders["supplier"].map(problem.suppliers["order_cost"]).sum()),
-        "transport": float(orders_out["_lane_cost"].sum()),
-        "transfer": float(transfers_out["_link_cost"].sum()),
+        "purchase": float(orders_out["line_value"].astype(float).sum()),
+        "ordering": float(purchase_orders["supplier"].map(problem.suppliers["order_cost"]).astype(float).sum()),
+        "transport": float(orders_out["_lane_cost"].astype(float).sum()),
+        "transfer": float(transfers_out["_link_cost"].astype(float).sum()),
         "holding": float((inventory["end_stock"] * inventory["sku"].map(skus["holding_cost"])).sum()),
         "shortage": float((inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"])).sum()),
     }
