@@ -58,7 +58,9 @@ def inventory(sku: str = "A", warehouse: str = "W1", on_hand: Any = 0.0) -> dict
     return {"sku": sku, "warehouse": warehouse, "on_hand": on_hand}
 
 
-def price_break(min_quantity: Any, unit_price: Any = 0.9, supplier: str = "S1", sku: str = "A") -> dict[str, Any]:
+def price_break(
+    min_quantity: Any, unit_price: Any = 0.9, supplier: str = "S1", sku: str = "A"
+) -> dict[str, Any]:
     return {"supplier": supplier, "sku": sku, "min_quantity": min_quantity, "unit_price": unit_price}
 
 
@@ -171,56 +173,169 @@ def summary_of(scenario: Path) -> dict[str, Any]:
 
 CSV_CELL_ERRORS: list[Any] = [
     # wrong type
-    pytest.param({"skus": [sku("A"), sku("B", unit_volume="abc")]}, "skus.csv", 3, "unit_volume",
-                 "expected a number, got 'abc'", id="abc-in-number"),
-    pytest.param({"warehouses": [warehouse(capacity="lots")]}, "warehouses.csv", 2, "capacity",
-                 "expected a number", id="text-capacity"),
-    pytest.param({"demand": [demand(), demand(period=1, quantity="five")]}, "demand.csv", 3, "quantity",
-                 "expected a number", id="text-demand-quantity"),
+    pytest.param(
+        {"skus": [sku("A"), sku("B", unit_volume="abc")]},
+        "skus.csv",
+        3,
+        "unit_volume",
+        "expected a number, got 'abc'",
+        id="abc-in-number",
+    ),
+    pytest.param(
+        {"warehouses": [warehouse(capacity="lots")]},
+        "warehouses.csv",
+        2,
+        "capacity",
+        "expected a number",
+        id="text-capacity",
+    ),
+    pytest.param(
+        {"demand": [demand(), demand(period=1, quantity="five")]},
+        "demand.csv",
+        3,
+        "quantity",
+        "expected a number",
+        id="text-demand-quantity",
+    ),
     pytest.param({"offers": [offer(moq=2.5)]}, "offers.csv", 2, "moq", "whole number", id="fractional-moq"),
-    pytest.param({"offers": [offer(lead_time=1.5)]}, "offers.csv", 2, "lead_time", "whole number",
-                 id="fractional-lead-time"),
-    pytest.param({"offers": [offer(order_multiple="x")]}, "offers.csv", 2, "order_multiple", "whole number",
-                 id="text-order-multiple"),
-    pytest.param({"demand": [demand(period=0), demand(period=2.5)]}, "demand.csv", 3, "period", "whole number",
-                 id="fractional-period"),
-    pytest.param({"lanes": [lane(transit_time=0.5)]}, "lanes.csv", 2, "transit_time", "whole number",
-                 id="fractional-transit-time"),
+    pytest.param(
+        {"offers": [offer(lead_time=1.5)]},
+        "offers.csv",
+        2,
+        "lead_time",
+        "whole number",
+        id="fractional-lead-time",
+    ),
+    pytest.param(
+        {"offers": [offer(order_multiple="x")]},
+        "offers.csv",
+        2,
+        "order_multiple",
+        "whole number",
+        id="text-order-multiple",
+    ),
+    pytest.param(
+        {"demand": [demand(period=0), demand(period=2.5)]},
+        "demand.csv",
+        3,
+        "period",
+        "whole number",
+        id="fractional-period",
+    ),
+    pytest.param(
+        {"lanes": [lane(transit_time=0.5)]},
+        "lanes.csv",
+        2,
+        "transit_time",
+        "whole number",
+        id="fractional-transit-time",
+    ),
     # negative where not allowed
-    pytest.param({"warehouses": [warehouse(capacity=-1)]}, "warehouses.csv", 2, "capacity", "must be >= 0",
-                 id="negative-capacity"),
-    pytest.param({"skus": [sku("A"), sku("B", holding_cost=-0.5)]}, "skus.csv", 3, "holding_cost",
-                 "must be >= 0", id="negative-holding-cost"),
-    pytest.param({"inventory": [inventory(on_hand=-3)]}, "inventory.csv", 2, "on_hand", "must be >= 0",
-                 id="negative-on-hand"),
-    pytest.param({"demand": [demand(), demand(period=1), demand(period=2, quantity=-1)]}, "demand.csv", 4,
-                 "quantity", "must be >= 0", id="negative-demand"),
-    pytest.param({"open_orders": [open_order(quantity=-2)]}, "open_orders.csv", 2, "quantity", "must be >= 0",
-                 id="negative-open-order"),
-    pytest.param({"offers": [offer(unit_price=-1)]}, "offers.csv", 2, "unit_price", "must be >= 0",
-                 id="negative-price"),
-    pytest.param({"suppliers": [supplier(capacity=10), supplier("S2", capacity=-10)]}, "suppliers.csv", 3,
-                 "capacity", "must be >= 0", id="negative-supplier-capacity"),
-    pytest.param({"price_breaks": [price_break(0)]}, "price_breaks.csv", 2, "min_quantity", "must be > 0",
-                 id="zero-min-quantity"),
+    pytest.param(
+        {"warehouses": [warehouse(capacity=-1)]},
+        "warehouses.csv",
+        2,
+        "capacity",
+        "must be >= 0",
+        id="negative-capacity",
+    ),
+    pytest.param(
+        {"skus": [sku("A"), sku("B", holding_cost=-0.5)]},
+        "skus.csv",
+        3,
+        "holding_cost",
+        "must be >= 0",
+        id="negative-holding-cost",
+    ),
+    pytest.param(
+        {"inventory": [inventory(on_hand=-3)]},
+        "inventory.csv",
+        2,
+        "on_hand",
+        "must be >= 0",
+        id="negative-on-hand",
+    ),
+    pytest.param(
+        {"demand": [demand(), demand(period=1), demand(period=2, quantity=-1)]},
+        "demand.csv",
+        4,
+        "quantity",
+        "must be >= 0",
+        id="negative-demand",
+    ),
+    pytest.param(
+        {"open_orders": [open_order(quantity=-2)]},
+        "open_orders.csv",
+        2,
+        "quantity",
+        "must be >= 0",
+        id="negative-open-order",
+    ),
+    pytest.param(
+        {"offers": [offer(unit_price=-1)]}, "offers.csv", 2, "unit_price", "must be >= 0", id="negative-price"
+    ),
+    pytest.param(
+        {"suppliers": [supplier(capacity=10), supplier("S2", capacity=-10)]},
+        "suppliers.csv",
+        3,
+        "capacity",
+        "must be >= 0",
+        id="negative-supplier-capacity",
+    ),
+    pytest.param(
+        {"price_breaks": [price_break(0)]},
+        "price_breaks.csv",
+        2,
+        "min_quantity",
+        "must be > 0",
+        id="zero-min-quantity",
+    ),
     # blank / NaN / infinite in a required column
-    pytest.param({"skus": [sku(shortage_cost=None)]}, "skus.csv", 2, "shortage_cost", "missing",
-                 id="blank-number"),
-    pytest.param({"warehouses": [warehouse("W1"), warehouse("W2", capacity="  ")]}, "warehouses.csv", 3,
-                 "capacity", "missing", id="whitespace-number"),
-    pytest.param({"offers": [offer(unit_price="nan")]}, "offers.csv", 2, "unit_price", "'nan'", id="nan-text"),
+    pytest.param(
+        {"skus": [sku(shortage_cost=None)]}, "skus.csv", 2, "shortage_cost", "missing", id="blank-number"
+    ),
+    pytest.param(
+        {"warehouses": [warehouse("W1"), warehouse("W2", capacity="  ")]},
+        "warehouses.csv",
+        3,
+        "capacity",
+        "missing",
+        id="whitespace-number",
+    ),
+    pytest.param(
+        {"offers": [offer(unit_price="nan")]}, "offers.csv", 2, "unit_price", "'nan'", id="nan-text"
+    ),
     pytest.param({"demand": [demand(quantity="NaN")]}, "demand.csv", 2, "quantity", "'NaN'", id="NaN-text"),
-    pytest.param({"suppliers": [supplier(order_cost="inf")]}, "suppliers.csv", 2, "order_cost", "finite",
-                 id="infinite-number"),
+    pytest.param(
+        {"suppliers": [supplier(order_cost="inf")]},
+        "suppliers.csv",
+        2,
+        "order_cost",
+        "finite",
+        id="infinite-number",
+    ),
     pytest.param({"offers": [offer(sku="")]}, "offers.csv", 2, "sku", "empty identifier", id="blank-id"),
-    pytest.param({"demand": [demand(), demand(warehouse="  ", period=1)]}, "demand.csv", 3, "warehouse",
-                 "empty identifier", id="whitespace-id"),
+    pytest.param(
+        {"demand": [demand(), demand(warehouse="  ", period=1)]},
+        "demand.csv",
+        3,
+        "warehouse",
+        "empty identifier",
+        id="whitespace-id",
+    ),
     # negative periods
     pytest.param({"demand": [demand(period=-1)]}, "demand.csv", 2, "period", "0", id="negative-period"),
-    pytest.param({"budget": [budget(0), budget(-2)]}, "budget.csv", 3, "period", "0",
-                 id="negative-budget-period"),
-    pytest.param({"open_orders": [open_order(arrival_period=-1)]}, "open_orders.csv", 2, "arrival_period", "0",
-                 id="negative-arrival-period"),
+    pytest.param(
+        {"budget": [budget(0), budget(-2)]}, "budget.csv", 3, "period", "0", id="negative-budget-period"
+    ),
+    pytest.param(
+        {"open_orders": [open_order(arrival_period=-1)]},
+        "open_orders.csv",
+        2,
+        "arrival_period",
+        "0",
+        id="negative-arrival-period",
+    ),
 ]
 
 
@@ -240,20 +355,55 @@ def test_bad_cell_in_csv(
 DUPLICATES: list[Any] = [
     pytest.param({"skus": [sku("A"), sku("A", unit_volume=2.0)]}, "skus.csv", 3, 2, "sku", id="sku"),
     pytest.param({"skus": [sku("A"), sku("B"), sku(" A ")]}, "skus.csv", 4, 2, "sku", id="sku-with-spaces"),
-    pytest.param({"warehouses": [warehouse("W1"), warehouse("W2"), warehouse("W1")]}, "warehouses.csv", 4, 2,
-                 "warehouse", id="warehouse"),
-    pytest.param({"offers": [offer(), offer(unit_price=2.0)]}, "offers.csv", 3, 2, "supplier,sku", id="offer"),
-    pytest.param({"demand": [demand(period=0), demand(period=1), demand(period=0, quantity=7)]}, "demand.csv",
-                 4, 2, "sku,warehouse,period", id="demand"),
-    pytest.param({"demand": [demand(period="1"), demand(period="1.0")]}, "demand.csv", 3, 2,
-                 "sku,warehouse,period", id="demand-same-number-spelt-differently"),
-    pytest.param({"price_breaks": [price_break(10), price_break(20, 0.8), price_break(10, 0.85)]},
-                 "price_breaks.csv", 4, 2, "supplier,sku,min_quantity", id="price-break"),
-    pytest.param({"inventory": [inventory(), inventory(on_hand=4)]}, "inventory.csv", 3, 2, "sku,warehouse",
-                 id="inventory"),
-    pytest.param({"lanes": [lane(), lane(transit_time=1)]}, "lanes.csv", 3, 2, "supplier,warehouse", id="lane"),
-    pytest.param({"budget": [budget(0), budget(1), budget(2), budget(1)]}, "budget.csv", 5, 3, "period",
-                 id="budget"),
+    pytest.param(
+        {"warehouses": [warehouse("W1"), warehouse("W2"), warehouse("W1")]},
+        "warehouses.csv",
+        4,
+        2,
+        "warehouse",
+        id="warehouse",
+    ),
+    pytest.param(
+        {"offers": [offer(), offer(unit_price=2.0)]}, "offers.csv", 3, 2, "supplier,sku", id="offer"
+    ),
+    pytest.param(
+        {"demand": [demand(period=0), demand(period=1), demand(period=0, quantity=7)]},
+        "demand.csv",
+        4,
+        2,
+        "sku,warehouse,period",
+        id="demand",
+    ),
+    pytest.param(
+        {"demand": [demand(period="1"), demand(period="1.0")]},
+        "demand.csv",
+        3,
+        2,
+        "sku,warehouse,period",
+        id="demand-same-number-spelt-differently",
+    ),
+    pytest.param(
+        {"price_breaks": [price_break(10), price_break(20, 0.8), price_break(10, 0.85)]},
+        "price_breaks.csv",
+        4,
+        2,
+        "supplier,sku,min_quantity",
+        id="price-break",
+    ),
+    pytest.param(
+        {"inventory": [inventory(), inventory(on_hand=4)]},
+        "inventory.csv",
+        3,
+        2,
+        "sku,warehouse",
+        id="inventory",
+    ),
+    pytest.param(
+        {"lanes": [lane(), lane(transit_time=1)]}, "lanes.csv", 3, 2, "supplier,warehouse", id="lane"
+    ),
+    pytest.param(
+        {"budget": [budget(0), budget(1), budget(2), budget(1)]}, "budget.csv", 5, 3, "period", id="budget"
+    ),
 ]
 
 
@@ -272,33 +422,93 @@ def test_duplicate_key_names_both_lines(
 # --------------------------------------------------------------------------------------------------
 
 REFERENCE_ERRORS: list[Any] = [
-    pytest.param({"offers": [offer(), offer("S9")]}, "offers.csv", 3, "supplier", "'S9'", id="offer-supplier"),
+    pytest.param(
+        {"offers": [offer(), offer("S9")]}, "offers.csv", 3, "supplier", "'S9'", id="offer-supplier"
+    ),
     pytest.param({"offers": [offer(sku="Z")]}, "offers.csv", 2, "sku", "'Z'", id="offer-sku"),
-    pytest.param({"demand": [demand(), demand(warehouse="W9")]}, "demand.csv", 3, "warehouse", "'W9'",
-                 id="demand-warehouse"),
+    pytest.param(
+        {"demand": [demand(), demand(warehouse="W9")]},
+        "demand.csv",
+        3,
+        "warehouse",
+        "'W9'",
+        id="demand-warehouse",
+    ),
     pytest.param({"demand": [demand(sku="Z")]}, "demand.csv", 2, "sku", "'Z'", id="demand-sku"),
-    pytest.param({"lanes": [lane(), lane(warehouse="W9")]}, "lanes.csv", 3, "warehouse", "'W9'",
-                 id="lane-warehouse"),
+    pytest.param(
+        {"lanes": [lane(), lane(warehouse="W9")]}, "lanes.csv", 3, "warehouse", "'W9'", id="lane-warehouse"
+    ),
     pytest.param({"lanes": [lane(supplier="S9")]}, "lanes.csv", 2, "supplier", "'S9'", id="lane-supplier"),
-    pytest.param({"open_orders": [open_order(), open_order(sku="Z")]}, "open_orders.csv", 3, "sku", "'Z'",
-                 id="open-order-sku"),
-    pytest.param({"open_orders": [open_order(warehouse="W9")]}, "open_orders.csv", 2, "warehouse", "'W9'",
-                 id="open-order-warehouse"),
-    pytest.param({"open_orders": [open_order(supplier="S9")]}, "open_orders.csv", 2, "supplier", "'S9'",
-                 id="open-order-supplier"),
-    pytest.param({"inventory": [inventory(), inventory(warehouse="W9")]}, "inventory.csv", 3, "warehouse", "'W9'",
-                 id="inventory-warehouse"),
-    pytest.param({"warehouses": TWO_WAREHOUSES, "transfers": [transfer(), transfer("W7", "W1")]}, "transfers.csv",
-                 3, "from_warehouse", "'W7'", id="transfer-from"),
-    pytest.param({"transfers": [transfer("W1", "W9")]}, "transfers.csv", 2, "to_warehouse", "'W9'",
-                 id="transfer-to"),
-    pytest.param({"suppliers": [supplier("S1"), supplier("S2")], "price_breaks": [price_break(10),
-                  price_break(10, supplier="S2")]}, "price_breaks.csv", 3, "sku", "no offer",
-                 id="price-break-without-offer"),
-    pytest.param({"price_breaks": [price_break(10, sku="Z")]}, "price_breaks.csv", 2, "sku", "'Z'",
-                 id="price-break-unknown-sku"),
-    pytest.param({"warehouses": TWO_WAREHOUSES, "transfers": [transfer("W1", "W2"), transfer("W2", "W2")]},
-                 "transfers.csv", 3, "to_warehouse", "itself", id="transfer-to-itself"),
+    pytest.param(
+        {"open_orders": [open_order(), open_order(sku="Z")]},
+        "open_orders.csv",
+        3,
+        "sku",
+        "'Z'",
+        id="open-order-sku",
+    ),
+    pytest.param(
+        {"open_orders": [open_order(warehouse="W9")]},
+        "open_orders.csv",
+        2,
+        "warehouse",
+        "'W9'",
+        id="open-order-warehouse",
+    ),
+    pytest.param(
+        {"open_orders": [open_order(supplier="S9")]},
+        "open_orders.csv",
+        2,
+        "supplier",
+        "'S9'",
+        id="open-order-supplier",
+    ),
+    pytest.param(
+        {"inventory": [inventory(), inventory(warehouse="W9")]},
+        "inventory.csv",
+        3,
+        "warehouse",
+        "'W9'",
+        id="inventory-warehouse",
+    ),
+    pytest.param(
+        {"warehouses": TWO_WAREHOUSES, "transfers": [transfer(), transfer("W7", "W1")]},
+        "transfers.csv",
+        3,
+        "from_warehouse",
+        "'W7'",
+        id="transfer-from",
+    ),
+    pytest.param(
+        {"transfers": [transfer("W1", "W9")]}, "transfers.csv", 2, "to_warehouse", "'W9'", id="transfer-to"
+    ),
+    pytest.param(
+        {
+            "suppliers": [supplier("S1"), supplier("S2")],
+            "price_breaks": [price_break(10), price_break(10, supplier="S2")],
+        },
+        "price_breaks.csv",
+        3,
+        "sku",
+        "no offer",
+        id="price-break-without-offer",
+    ),
+    pytest.param(
+        {"price_breaks": [price_break(10, sku="Z")]},
+        "price_breaks.csv",
+        2,
+        "sku",
+        "'Z'",
+        id="price-break-unknown-sku",
+    ),
+    pytest.param(
+        {"warehouses": TWO_WAREHOUSES, "transfers": [transfer("W1", "W2"), transfer("W2", "W2")]},
+        "transfers.csv",
+        3,
+        "to_warehouse",
+        "itself",
+        id="transfer-to-itself",
+    ),
 ]
 
 
@@ -316,33 +526,101 @@ def test_bad_reference(
 # --------------------------------------------------------------------------------------------------
 
 PARQUET_ERRORS: list[Any] = [
-    pytest.param({}, "skus", pd.DataFrame([sku("A"), sku("B")]).assign(unit_volume=["1", "abc"]), 2,
-                 "unit_volume", "expected a number", id="abc-in-number"),
+    pytest.param(
+        {},
+        "skus",
+        pd.DataFrame([sku("A"), sku("B")]).assign(unit_volume=["1", "abc"]),
+        2,
+        "unit_volume",
+        "expected a number",
+        id="abc-in-number",
+    ),
     pytest.param({}, "offers", pd.DataFrame([offer(moq=2.5)]), 1, "moq", "whole number", id="fractional-moq"),
-    pytest.param({}, "demand", pd.DataFrame([demand(period=0), demand(period=1), demand(period=2.5)]), 3, "period",
-                 "whole number", id="fractional-period"),
-    pytest.param({}, "warehouses", pd.DataFrame([warehouse(capacity=-1.0)]), 1, "capacity", ">= 0",
-                 id="negative-capacity"),
-    pytest.param({}, "inventory", pd.DataFrame([inventory(on_hand=-1.0)]), 1, "on_hand", ">= 0",
-                 id="negative-on-hand"),
-    pytest.param({}, "skus", pd.DataFrame([sku("A"), sku("B", holding_cost=None)]), 2, "holding_cost", "missing",
-                 id="null-number"),
-    pytest.param({}, "skus", pd.DataFrame([sku("A"), sku("B", holding_cost=float("nan"))]), 2, "holding_cost",
-                 "missing", id="nan-number"),
-    pytest.param({}, "suppliers", pd.DataFrame([supplier(order_cost=float("inf"))]), 1, "order_cost", "finite",
-                 id="infinite-number"),
-    pytest.param({}, "offers", pd.DataFrame([offer(), offer(sku=None)]), 2, "sku", "empty identifier",
-                 id="null-id"),
-    pytest.param({}, "skus", pd.DataFrame([sku("A"), sku("B"), sku("A")]), 3, "sku", "row 1", id="duplicate-sku"),
-    pytest.param({}, "demand", pd.DataFrame([demand(period=0), demand(period=0)]), 2, "sku,warehouse,period",
-                 "row 1", id="duplicate-demand"),
-    pytest.param({}, "offers", pd.DataFrame([offer(), offer("S9")]), 2, "supplier", "'S9'",
-                 id="unknown-supplier"),
-    pytest.param({"warehouses": TWO_WAREHOUSES}, "transfers", pd.DataFrame([transfer(), transfer("W1", "W1")]), 2,
-                 "to_warehouse", "itself", id="transfer-to-itself"),
+    pytest.param(
+        {},
+        "demand",
+        pd.DataFrame([demand(period=0), demand(period=1), demand(period=2.5)]),
+        3,
+        "period",
+        "whole number",
+        id="fractional-period",
+    ),
+    pytest.param(
+        {},
+        "warehouses",
+        pd.DataFrame([warehouse(capacity=-1.0)]),
+        1,
+        "capacity",
+        ">= 0",
+        id="negative-capacity",
+    ),
+    pytest.param(
+        {}, "inventory", pd.DataFrame([inventory(on_hand=-1.0)]), 1, "on_hand", ">= 0", id="negative-on-hand"
+    ),
+    pytest.param(
+        {},
+        "skus",
+        pd.DataFrame([sku("A"), sku("B", holding_cost=None)]),
+        2,
+        "holding_cost",
+        "missing",
+        id="null-number",
+    ),
+    pytest.param(
+        {},
+        "skus",
+        pd.DataFrame([sku("A"), sku("B", holding_cost=float("nan"))]),
+        2,
+        "holding_cost",
+        "missing",
+        id="nan-number",
+    ),
+    pytest.param(
+        {},
+        "suppliers",
+        pd.DataFrame([supplier(order_cost=float("inf"))]),
+        1,
+        "order_cost",
+        "finite",
+        id="infinite-number",
+    ),
+    pytest.param(
+        {}, "offers", pd.DataFrame([offer(), offer(sku=None)]), 2, "sku", "empty identifier", id="null-id"
+    ),
+    pytest.param(
+        {}, "skus", pd.DataFrame([sku("A"), sku("B"), sku("A")]), 3, "sku", "row 1", id="duplicate-sku"
+    ),
+    pytest.param(
+        {},
+        "demand",
+        pd.DataFrame([demand(period=0), demand(period=0)]),
+        2,
+        "sku,warehouse,period",
+        "row 1",
+        id="duplicate-demand",
+    ),
+    pytest.param(
+        {}, "offers", pd.DataFrame([offer(), offer("S9")]), 2, "supplier", "'S9'", id="unknown-supplier"
+    ),
+    pytest.param(
+        {"warehouses": TWO_WAREHOUSES},
+        "transfers",
+        pd.DataFrame([transfer(), transfer("W1", "W1")]),
+        2,
+        "to_warehouse",
+        "itself",
+        id="transfer-to-itself",
+    ),
     pytest.param({}, "demand", pd.DataFrame([demand(period=-1)]), 1, "period", "0", id="negative-period"),
-    pytest.param({"suppliers": [supplier("S1"), supplier("S2")]}, "price_breaks",
-                 pd.DataFrame([price_break(5, supplier="S2")]), 1, "sku", "no offer", id="price-break-without-offer"),
+    pytest.param(
+        {"suppliers": [supplier("S1"), supplier("S2")]},
+        "price_breaks",
+        pd.DataFrame([price_break(5, supplier="S2")]),
+        1,
+        "sku",
+        "no offer",
+        id="price-break-without-offer",
+    ),
 ]
 
 
@@ -396,12 +674,17 @@ def test_missing_optional_table_is_fine(scenario_factory: Factory) -> None:
     [
         pytest.param("offers", [{k: v for k, v in offer().items() if k != "moq"}], "moq", id="offers-moq"),
         pytest.param("skus", [{k: v for k, v in sku().items() if k != "sku"}], "sku", id="skus-sku"),
-        pytest.param("demand", [{k: v for k, v in demand().items() if k != "period"}], "period",
-                     id="demand-period"),
-        pytest.param("inventory", [{"sku": "A", "warehouse": "W1", "stock": 3}], "on_hand", id="inventory-on-hand"),
+        pytest.param(
+            "demand", [{k: v for k, v in demand().items() if k != "period"}], "period", id="demand-period"
+        ),
+        pytest.param(
+            "inventory", [{"sku": "A", "warehouse": "W1", "stock": 3}], "on_hand", id="inventory-on-hand"
+        ),
     ],
 )
-def test_missing_column(scenario_factory: Factory, table: str, rows: list[dict[str, Any]], column: str) -> None:
+def test_missing_column(
+    scenario_factory: Factory, table: str, rows: list[dict[str, Any]], column: str
+) -> None:
     scenario = scenario_factory({table: rows}, 4)
     message = run_bad(scenario)
     assert_located(message, f"{table}.csv", line=1, field=column)
@@ -439,7 +722,9 @@ def test_empty_parquet_file(scenario_factory: Factory) -> None:
 def test_header_only_table_without_rows(scenario_factory: Factory) -> None:
     """A header without rows is an empty table: here the offer then refers to an unknown SKU."""
     scenario = scenario_factory({}, 4)
-    (data_dir(scenario) / "skus.csv").write_text("sku,unit_volume,holding_cost,shortage_cost\n", encoding="utf-8")
+    (data_dir(scenario) / "skus.csv").write_text(
+        "sku,unit_volume,holding_cost,shortage_cost\n", encoding="utf-8"
+    )
     message = run_bad(scenario)
     assert_located(message, "offers.csv", line=2, field="sku")
     assert "unknown sku 'A'" in message
@@ -468,16 +753,80 @@ def test_csv_not_utf8(scenario_factory: Factory) -> None:
     assert "warehouses.csv" in message
 
 
-def test_line_numbers_count_blank_lines(scenario_factory: Factory) -> None:
-    """The line is the line in the file: blank lines (skipped as rows) still count."""
+OFFERS_HEADER = "supplier,sku,unit_price,moq,order_multiple,lead_time"
+SKUS_HEADER = "sku,unit_volume,holding_cost,shortage_cost"
+
+
+@pytest.mark.parametrize(
+    ("table", "content", "line", "field"),
+    [
+        pytest.param(
+            "offers",
+            f"{OFFERS_HEADER}\n\nS1,A,1.0,0,1,0\n\n   \nS1,A,1.0,2.5,1,0\n",
+            6,
+            "moq",
+            id="blank-lines",
+        ),
+        pytest.param(
+            "offers", f"\n\n{OFFERS_HEADER}\nS1,A,1.0,-1,1,0\n", 4, "moq", id="blank-lines-before-header"
+        ),
+        pytest.param(
+            "offers", f"{OFFERS_HEADER}\r\n\r\nS1,A,1.0,0,1,x\r\n", 3, "lead_time", id="crlf-blank-line"
+        ),
+        pytest.param(
+            "offers", f"{OFFERS_HEADER}\rS1,A,1.0,0,1,0\r\rS1,A,x,0,1,0\r", 4, "unit_price", id="cr-only"
+        ),
+        pytest.param(
+            "skus",
+            f'{SKUS_HEADER},note\nA,1,1,100,"two\nlines"\nB,1,-1,100,x\n',
+            4,
+            "holding_cost",
+            id="quoted-field-spanning-lines",
+        ),
+        pytest.param(
+            "skus",
+            f'{SKUS_HEADER},note\n\nA,1,1,100,"a\n\nb"\n\nB,1,1,,x\n\n\n',
+            7,
+            "shortage_cost",
+            id="quoted-field-and-blank-lines",
+        ),
+        pytest.param(
+            "skus",
+            f"{SKUS_HEADER}\nA,1,1,100\n\nB,1,1,100\n\n\n",
+            None,
+            None,
+            id="trailing-blank-lines-valid",
+        ),
+    ],
+)
+def test_line_numbers_are_lines_of_the_file(
+    scenario_factory: Factory, table: str, content: str, line: int | None, field: str | None
+) -> None:
+    """The line is the line in the file: blank lines (skipped as rows) and lines inside quotes count."""
     scenario = scenario_factory({}, 4)
-    path = data_dir(scenario) / "offers.csv"
-    path.write_text(
-        "supplier,sku,unit_price,moq,order_multiple,lead_time\n\nS1,A,1.0,0,1,0\n\n   \nS1,A,1.0,2.5,1,0\n",
-        encoding="utf-8",
-    )
+    (data_dir(scenario) / f"{table}.csv").write_bytes(content.encode("utf-8"))
+    if line is None:
+        result = invoke("check", scenario)
+        assert result.exit_code == 0, result.output
+        return
     message = run_bad(scenario)
-    assert_located(message, "offers.csv", line=6, field="moq")
+    assert_located(message, f"{table}.csv", line=line, field=field)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sku,unit_volume,holding_cost,shortage_cost,unit_volume",
+        "sku,unit_volume,holding_cost,shortage_cost, sku ",
+    ],
+)
+def test_repeated_column_in_csv_header(scenario_factory: Factory, header: str) -> None:
+    scenario = scenario_factory({}, 4)
+    (data_dir(scenario) / "skus.csv").write_text(f"{header}\nA,1,1,100,2\n", encoding="utf-8")
+    message = run_bad(scenario)
+    repeated = header.rsplit(",", 1)[1].strip()
+    assert_located(message, "skus.csv", line=1, field=repeated)
+    assert "more than once" in message
 
 
 def test_line_numbers_count_blank_lines_in_duplicates(scenario_factory: Factory) -> None:
@@ -490,18 +839,6 @@ def test_line_numbers_count_blank_lines_in_duplicates(scenario_factory: Factory)
     message = run_bad(scenario)
     assert_located(message, "skus.csv", line=6, field="sku")
     assert re.search(r"first given at line 3\b", message), message
-
-
-def test_line_numbers_count_lines_of_quoted_fields(scenario_factory: Factory) -> None:
-    """A quoted field may span lines; the row after it is still located at its own line."""
-    scenario = scenario_factory({}, 4)
-    path = data_dir(scenario) / "skus.csv"
-    path.write_text(
-        'sku,unit_volume,holding_cost,shortage_cost,note\nA,1,1,100,"two\nlines"\nB,1,-1,100,x\n',
-        encoding="utf-8",
-    )
-    message = run_bad(scenario)
-    assert_located(message, "skus.csv", line=4, field="holding_cost")
 
 
 def test_utf8_bom_and_extra_columns_are_accepted(scenario_factory: Factory) -> None:
@@ -532,49 +869,127 @@ def test_existing_out_folder_is_untouched_on_bad_input(scenario_factory: Factory
 VALID_YAML = "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  time_limit: 60\n  threads: 1\n"
 
 YAML_ERRORS: list[Any] = [
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\n bad: x\n", 5, None, "syntax",
-                 id="bad-indentation"),
-    pytest.param("name: test\ndata: data\nhorizon: {periods: 4\nsolver: {}\n", 4, None, "syntax",
-                 id="unclosed-flow-mapping"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4: 5\n", 4, None, "syntax", id="colon-in-value"),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\n bad: x\n", 5, None, "syntax", id="bad-indentation"
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon: {periods: 4\nsolver: {}\n",
+        4,
+        None,
+        "syntax",
+        id="unclosed-flow-mapping",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4: 5\n", 4, None, "syntax", id="colon-in-value"
+    ),
     pytest.param("name: test\ndata: data\nhorizon:\n\tperiods: 4\n", 4, None, "syntax", id="tab"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nname: other\n", 5, None, "duplicate",
-                 id="duplicate-key"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  threads: 1\n  name: \x07\n", 7, None,
-                 "character", id="control-character"),
-    pytest.param("name: test\ndata: data\nhorizon: {periods: 4, foo: 1}\n", 3, "horizon.foo", "unknown key",
-                 id="unknown-nested-key"),
-    pytest.param("name: test\ndata: data\n\nhorizon:\n  periods: 4\ncolour: red\n", 6, "colour", "unknown key",
-                 id="unknown-top-key"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  time_limit: 5\n  treads: 2\n", 7,
-                 "solver.treads", "unknown key", id="misspelt-solver-key"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\n7: x\n", 5, "7", "unknown key",
-                 id="number-as-key"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: many\n", 4, "horizon.periods", "many",
-                 id="periods-many"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 2.5\n", 4, "horizon.periods", "2.5",
-                 id="periods-fraction"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 0\n", 4, "horizon.periods", "0", id="periods-zero"),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nname: other\n",
+        5,
+        None,
+        "duplicate",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  threads: 1\n  name: \x07\n",
+        7,
+        None,
+        "character",
+        id="control-character",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon: {periods: 4, foo: 1}\n",
+        3,
+        "horizon.foo",
+        "unknown key",
+        id="unknown-nested-key",
+    ),
+    pytest.param(
+        "name: test\ndata: data\n\nhorizon:\n  periods: 4\ncolour: red\n",
+        6,
+        "colour",
+        "unknown key",
+        id="unknown-top-key",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  time_limit: 5\n  treads: 2\n",
+        7,
+        "solver.treads",
+        "unknown key",
+        id="misspelt-solver-key",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\n7: x\n", 5, "7", "unknown key", id="number-as-key"
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: many\n", 4, "horizon.periods", "many", id="periods-many"
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 2.5\n",
+        4,
+        "horizon.periods",
+        "2.5",
+        id="periods-fraction",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 0\n", 4, "horizon.periods", "0", id="periods-zero"
+    ),
     pytest.param("name: test\ndata: data\nhorizon: 4\n", 3, "horizon", "4", id="horizon-not-mapping"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\n  start: 2024-02-30\n", 5, "horizon.start",
-                 "2024-02-30", id="impossible-date"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\n  start: soon\n", 5, "horizon.start", "soon",
-                 id="date-text"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  name: gurobi\n", 6, "solver.name",
-                 "gurobi", id="unknown-solver"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  threads: two\n", 6, "solver.threads",
-                 "two", id="threads-text"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  mip_gap: -0.1\n", 6, "solver.mip_gap",
-                 "-0.1", id="negative-gap"),
-    pytest.param("name: test\ndata: nowhere\nhorizon:\n  periods: 4\n", 2, "data", "nowhere",
-                 id="data-folder-missing"),
-    pytest.param("name: test\ndata: data/skus.csv\nhorizon:\n  periods: 4\n", 2, "data", "does not exist",
-                 id="data-is-a-file"),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\n  start: 2024-02-30\n",
+        5,
+        "horizon.start",
+        "2024-02-30",
+        id="impossible-date",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\n  start: soon\n",
+        5,
+        "horizon.start",
+        "soon",
+        id="date-text",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  name: gurobi\n",
+        6,
+        "solver.name",
+        "gurobi",
+        id="unknown-solver",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  threads: two\n",
+        6,
+        "solver.threads",
+        "two",
+        id="threads-text",
+    ),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  periods: 4\nsolver:\n  mip_gap: -0.1\n",
+        6,
+        "solver.mip_gap",
+        "-0.1",
+        id="negative-gap",
+    ),
+    pytest.param(
+        "name: test\ndata: nowhere\nhorizon:\n  periods: 4\n", 2, "data", "nowhere", id="data-folder-missing"
+    ),
+    pytest.param(
+        "name: test\ndata: data/skus.csv\nhorizon:\n  periods: 4\n",
+        2,
+        "data",
+        "does not exist",
+        id="data-is-a-file",
+    ),
     pytest.param("name: test\ndata:\nhorizon:\n  periods: 4\n", 2, "data", "", id="data-empty"),
     pytest.param("name: test\nhorizon:\n  periods: 4\n", None, "data", "missing", id="data-key-missing"),
     pytest.param("name: test\ndata: data\n", None, "horizon", "missing", id="horizon-missing"),
-    pytest.param("name: test\ndata: data\nhorizon:\n  start: 2024-01-01\n", 3, "horizon.periods", "missing",
-                 id="periods-missing"),
+    pytest.param(
+        "name: test\ndata: data\nhorizon:\n  start: 2024-01-01\n",
+        3,
+        "horizon.periods",
+        "missing",
+        id="periods-missing",
+    ),
     pytest.param("- name: test\n- data: data\n", 1, None, "mapping", id="list-document"),
     pytest.param("", None, None, "mapping", id="empty-document"),
 ]
@@ -711,7 +1126,8 @@ def test_supplier_without_lane_warns(scenario_factory: Factory) -> None:
 
 def test_sku_with_demand_but_no_offer_warns(scenario_factory: Factory) -> None:
     scenario = scenario_factory(
-        {"skus": [sku("A"), sku("B")], "demand": [demand("A", period=1), demand("B", period=2, quantity=3)]}, 4
+        {"skus": [sku("A"), sku("B")], "demand": [demand("A", period=1), demand("B", period=2, quantity=3)]},
+        4,
     )
     summary = summary_of(scenario)
     matching = [w for w in summary["warnings"] if "sku B" in w and "no offer" in w]
@@ -726,8 +1142,12 @@ def test_sku_without_offer_or_demand_does_not_warn(scenario_factory: Factory) ->
 
 
 def test_demand_beyond_horizon_is_ignored_with_warning(scenario_factory: Factory) -> None:
-    rows = [demand(period=0, quantity=2), demand(period=3, quantity=3), demand(period=4, quantity=100),
-            demand(period=9, quantity=100)]
+    rows = [
+        demand(period=0, quantity=2),
+        demand(period=3, quantity=3),
+        demand(period=4, quantity=100),
+        demand(period=9, quantity=100),
+    ]
     summary = summary_of(scenario_factory({"demand": rows}, 4))
     matching = [w for w in summary["warnings"] if "demand.csv" in w]
     assert len(matching) == 1, summary["warnings"]
@@ -750,7 +1170,10 @@ def test_open_orders_and_budget_beyond_horizon_are_ignored_with_warning(scenario
     scenario = scenario_factory(
         {
             "demand": [demand(period=1)],
-            "open_orders": [open_order(arrival_period=1, quantity=2), open_order(arrival_period=7, quantity=50)],
+            "open_orders": [
+                open_order(arrival_period=1, quantity=2),
+                open_order(arrival_period=7, quantity=50),
+            ],
             "budget": [budget(0, 1000), budget(5, 0)],
         },
         4,

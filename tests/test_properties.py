@@ -110,7 +110,8 @@ def test_written_plan_obeys_every_rule_and_reproduces_its_cost(case: tuple[dict[
 
 def brute_force_optimum(tables: dict[str, Any], periods: int) -> float:
     """Cheapest cost over every allowed order plan of a one-SKU, one-warehouse instance (no transfers,
-    no lanes): each (offer, period) takes any quantity in {0} ∪ [moq, limit] on its pack grid."""
+    no lanes): each (offer, period) takes any quantity in {0} ∪ [moq, limit] on its pack grid, where the
+    limit covers all demand and the supplier's minimum order value with one pack to spare."""
     sku = tables["skus"][0]
     supplier_rows = {s["supplier"]: s for s in tables["suppliers"]}
     demand = [0.0] * periods
@@ -123,7 +124,8 @@ def brute_force_optimum(tables: dict[str, Any], periods: int) -> float:
         pack = max(offer["order_multiple"], 1)
         low = max(offer["moq"], pack)
         low = math.ceil(low / pack) * pack
-        limit = max(total, low) + pack
+        min_value = supplier_rows[offer["supplier"]]["min_order_value"]
+        limit = max(total, low, math.ceil(min_value / offer["unit_price"])) + pack
         quantities = [0] + list(range(low, int(limit) + 1, pack))
         for t in range(periods - offer["lead_time"]):
             lines.append((offer, t))

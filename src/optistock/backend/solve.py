@@ -128,7 +128,8 @@ class HighsSession:
             columns[self._column(var)] = value
         solution.col_value = columns
         solution.value_valid = True
-        self._highs.setSolution(solution)
+        if self._highs.setSolution(solution) != highspy.HighsStatus.kOk:
+            logger.warning("HiGHS refused the start plan")
 
     def solve(self, settings: SolverSettings, time_limit: float | None = None) -> SolveResult:
         """Solve under ``settings``; on success the model's variables hold the best plan found."""

@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from optistock.errors import InputError
 
@@ -65,11 +67,27 @@ class LoadedScenario(BaseModel):
     data_dir: Path
 
 
+class _Constructor(RoundTripConstructor):
+    """Round-trip constructor that leaves an impossible date (``2024-02-30``) as text, so that the
+    schema reports it with its key and line instead of the YAML library raising a bare ValueError."""
+
+    def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node, values)
+        except ValueError:
+            return str(node.value)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
+
+
 def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     """1-based YAML line of the deepest node on ``loc`` that exists in the parsed document."""
     line: int | None = None
     for key in loc:
         if isinstance(node, CommentedMap):
+            # the schema sees every key as text (see _to_plain): a key written as 7 is located as "7"
+            key = next((k for k in node if k == key or str(k) == key), key)
             if key in node:
                 line = node.lc.key(key)[0] + 1
                 node = node[key]
@@ -102,13 +120,27 @@ def load_scenario(path: Path) -> LoadedScenario:
     file = str(path)
     if not path.is_file():
         raise InputError("scenario file not found", file=file)
-    yaml = YAML(typ="rt")
+    raw = path.read_bytes()
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            "not UTF-8 text (save the file as UTF-8)", file=file, line=raw.count(b"\n", 0, exc.start) + 1
+        ) from exc
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
+    try:
+        document = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise InputError(f"YAML syntax error: {exc.problem or exc.context}", file=file, line=line) from exc
+    except ReaderError as exc:
+        raise InputError(
+            f"YAML syntax error: unacceptable character #x{exc.character:04x}: {exc.reason}",
+            file=file,
+            line=text.count("\n", 0, exc.position) + 1,
+        ) from exc
     if not isinstance(document, CommentedMap):
         raise InputError("the scenario must be a YAML mapping of keys to values", file=file, line=1)
     try:

@@ -7,6 +7,8 @@ Type checks live here; checks that relate tables to each other live in :mod:`.ch
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -223,7 +225,9 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise InputError(f"cannot read the file: {str(exc).strip()}", file=file) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+    # pandas renames a repeated CSV header ("moq", "moq.1"): look for repeats in the header as written
+    names = _csv_header(path) if is_csv else list(frame.columns)
+    duplicated = [c for c in names if names.count(c) > 1]
     if duplicated:
         raise InputError(
             "column appears more than once", file=file, line=1 if is_csv else None, field=duplicated[0]
@@ -237,7 +241,7 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
                 line=1 if is_csv else None,
                 field=column.name,
             )
-    source_line = np.arange(len(frame)) + (2 if is_csv else 1)
+    source_line = _csv_source_lines(path, len(frame)) if is_csv else np.arange(len(frame)) + 1
     table = RawTable(spec, frame, file, source_line, is_csv)
     canonical = {}
     for column in spec.columns:
@@ -248,6 +252,38 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
     table.frame = pd.DataFrame(canonical, index=pd.RangeIndex(len(frame)))
     _check_unique_key(table)
     return table
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file as written (its first non-blank line)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for record in csv.reader(handle, skipinitialspace=True):
+            if len(record) > 1 or "".join(record).strip():
+                return [name.strip() for name in record]
+    return []
+
+
+def _csv_source_lines(path: Path, rows: int) -> np.ndarray:
+    """The file line of each data row (header = line 1). pandas skips blank lines and a quoted field can
+    span lines, so when the file has more lines than rows, the lines are counted again with :mod:`csv`."""
+    naive = np.arange(rows) + 2
+    raw = path.read_bytes()
+    if raw.count(b"\n") + (not raw.endswith(b"\n")) == rows + 1:
+        return naive  # one line per row: nothing skipped, nothing spans lines
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return naive
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    starts: list[int] = []
+    end = 0
+    for record in reader:
+        start, end = end + 1, reader.line_num
+        if len(record) <= 1 and not "".join(record).strip():
+            continue  # a blank line: pandas skips it
+        starts.append(start)
+    lines = np.asarray(starts[1:], dtype=np.int64)  # the first record is the header
+    return lines if len(lines) == rows else naive
 
 
 def _default_series(column: Column, length: int) -> pd.Series:
