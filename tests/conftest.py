@@ -16,7 +16,9 @@ BASE_TABLES: dict[str, list[dict[str, Any]]] = {
     "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": 1.0, "shortage_cost": 100.0}],
     "warehouses": [{"warehouse": "W1", "capacity": 1e6}],
     "suppliers": [{"supplier": "S1", "order_cost": 0.0, "min_order_value": 0.0}],
-    "offers": [{"supplier": "S1", "sku": "A", "unit_price": 1.0, "moq": 0, "order_multiple": 1, "lead_time": 0}],
+    "offers": [
+        {"supplier": "S1", "sku": "A", "unit_price": 1.0, "moq": 0, "order_multiple": 1, "lead_time": 0}
+    ],
     "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 0}],
     "demand": [],
 }

@@ -52,9 +52,14 @@ def check_run(run_dir: Path, periods: int) -> Check:
     for r in _rows(data, "price_breaks") or []:
         breaks[(r["supplier"], r["sku"])].append((_num(r["min_quantity"]), _num(r["unit_price"])))
     lane_rows = _rows(data, "lanes")
-    lanes = None if lane_rows is None else {
-        (r["supplier"], r["warehouse"]): (int(_num(r["transit_time"])), _num(r["cost_per_unit"])) for r in lane_rows
-    }
+    lanes = (
+        None
+        if lane_rows is None
+        else {
+            (r["supplier"], r["warehouse"]): (int(_num(r["transit_time"])), _num(r["cost_per_unit"]))
+            for r in lane_rows
+        }
+    )
     links = {
         (r["from_warehouse"], r["to_warehouse"]): (int(_num(r["lead_time"])), _num(r["cost_per_unit"]))
         for r in _rows(data, "transfers") or []
@@ -116,7 +121,13 @@ def check_run(run_dir: Path, periods: int) -> Check:
         if spend.get(t, 0.0) > amount + 1e-6:
             violations.append(f"budget {t}")
     for r in _rows(plan, "transfer_plan") or []:
-        i, a, b, t, q = r["sku"], r["from_warehouse"], r["to_warehouse"], int(r["ship_period"]), _num(r["quantity"])
+        i, a, b, t, q = (
+            r["sku"],
+            r["from_warehouse"],
+            r["to_warehouse"],
+            int(r["ship_period"]),
+            _num(r["quantity"]),
+        )
         if (a, b) not in links:
             violations.append(f"no transfer link {a}->{b}")
             continue

@@ -46,4 +46,6 @@ def summary_of(out: Path) -> dict[str, Any]:
 
 
 def demand_rows(sku: str, warehouse: str, quantities: list[float]) -> list[dict[str, Any]]:
-    return [{"sku": sku, "warehouse": warehouse, "period": t, "quantity": q} for t, q in enumerate(quantities)]
+    return [
+        {"sku": sku, "warehouse": warehouse, "period": t, "quantity": q} for t, q in enumerate(quantities)
+    ]

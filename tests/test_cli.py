@@ -36,11 +36,16 @@ TABLES = {
         {"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 1, "cost_per_unit": 0.3},
         {"from_warehouse": "W2", "to_warehouse": "W1", "lead_time": 1, "cost_per_unit": 0.3},
     ],
-    "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 30}, {"sku": "B", "warehouse": "W2", "on_hand": 12}],
+    "inventory": [
+        {"sku": "A", "warehouse": "W1", "on_hand": 30},
+        {"sku": "B", "warehouse": "W2", "on_hand": 12},
+    ],
     "open_orders": [{"supplier": "S2", "sku": "B", "warehouse": "W1", "arrival_period": 1, "quantity": 10}],
     "budget": [{"period": t, "amount": 800.0} for t in range(6)],
-    "demand": demand_rows("A", "W1", [10, 15, 20, 15, 10, 25]) + demand_rows("A", "W2", [5, 5, 10, 5, 5, 5])
-    + demand_rows("B", "W1", [3, 4, 5, 4, 3, 6]) + demand_rows("B", "W2", [2, 2, 2, 2, 2, 2]),
+    "demand": demand_rows("A", "W1", [10, 15, 20, 15, 10, 25])
+    + demand_rows("A", "W2", [5, 5, 10, 5, 5, 5])
+    + demand_rows("B", "W1", [3, 4, 5, 4, 3, 6])
+    + demand_rows("B", "W2", [2, 2, 2, 2, 2, 2]),
 }
 PERIODS = 6
 
@@ -77,10 +82,14 @@ def test_run_writes_every_output_with_the_contract_columns(scenario: Path, tmp_p
     assert summary["objective"] == pytest.approx(check.total, rel=1e-9)
     orders = pd.read_csv(out / "orders.csv")
     assert (orders["quantity"] == orders["quantity"].round()).all()
-    assert orders["line_value"].to_numpy() == pytest.approx((orders["quantity"] * orders["unit_price"]).to_numpy())
+    assert orders["line_value"].to_numpy() == pytest.approx(
+        (orders["quantity"] * orders["unit_price"]).to_numpy()
+    )
     pos = pd.read_csv(out / "purchase_orders.csv").set_index("po_id")
     assert pos["lines"].sum() == len(orders)
-    assert pos["total_value"].to_dict() == pytest.approx(orders.groupby("po_id")["line_value"].sum().to_dict())
+    assert pos["total_value"].to_dict() == pytest.approx(
+        orders.groupby("po_id")["line_value"].sum().to_dict()
+    )
 
 
 def test_same_inputs_give_the_same_plan_and_inputs_folder_reruns_it(scenario: Path, tmp_path: Path) -> None:
@@ -94,8 +103,21 @@ def test_same_inputs_give_the_same_plan_and_inputs_folder_reruns_it(scenario: Pa
 
 def test_cli_flags_override_solver_settings(scenario: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
-    assert run("run", str(scenario), "--out", str(out), "--time-limit", "12", "--mip-gap", "0.02",
-               "--threads", "2").exit_code == 0
+    assert (
+        run(
+            "run",
+            str(scenario),
+            "--out",
+            str(out),
+            "--time-limit",
+            "12",
+            "--mip-gap",
+            "0.02",
+            "--threads",
+            "2",
+        ).exit_code
+        == 0
+    )
     solver = json.loads((out / "summary.json").read_text())["solver"]
     assert (solver["time_limit"], solver["mip_gap"], solver["threads"]) == (12.0, 0.02, 2)
     resolved = (out / "inputs" / "scenario.yaml").read_text()
@@ -111,15 +133,22 @@ def test_parquet_tables_give_the_same_plan_as_csv(scenario: Path, tmp_path: Path
         frame.to_parquet(parquet_case / "data" / f"{csv_file.stem}.parquet", index=False)
     (parquet_case / "scenario.yaml").write_text(scenario.read_text())
     assert run("run", str(scenario), "--out", str(tmp_path / "from_csv")).exit_code == 0
-    assert run("run", str(parquet_case / "scenario.yaml"), "--out", str(tmp_path / "from_parquet")).exit_code == 0
-    assert (tmp_path / "from_csv" / "orders.csv").read_text() == (tmp_path / "from_parquet" / "orders.csv").read_text()
+    assert (
+        run("run", str(parquet_case / "scenario.yaml"), "--out", str(tmp_path / "from_parquet")).exit_code
+        == 0
+    )
+    assert (tmp_path / "from_csv" / "orders.csv").read_text() == (
+        tmp_path / "from_parquet" / "orders.csv"
+    ).read_text()
 
 
 def test_bad_input_leaves_an_existing_output_folder_untouched(scenario: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
     assert run("run", str(scenario), "--out", str(out)).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    (scenario.parent / "data" / "skus.csv").write_text("sku,unit_volume,holding_cost,shortage_cost\nA,x,1,1\n")
+    (scenario.parent / "data" / "skus.csv").write_text(
+        "sku,unit_volume,holding_cost,shortage_cost\nA,x,1,1\n"
+    )
     result = run("run", str(scenario), "--out", str(out))
     assert result.exit_code == 2
     assert "skus.csv" in result.stderr and "line 2" in result.stderr and "unit_volume" in result.stderr

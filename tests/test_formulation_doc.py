@@ -30,16 +30,6 @@ SET_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \|", re.MULTILINE)
 # Components whose defining function's docstring does not (yet) name them. model.py is owned elsewhere;
 # this list may only shrink: the test fails when a docstring starts naming one (remove it here) and when
 # a new component is left unnamed.
-DOCSTRING_GAPS: dict[str, set[str]] = {
-    "define_min_order_quantity_constraints": {"max_order_quantity"},
-    "define_price_segment_constraints": {
-        "price_segment_choice",
-        "price_segment_quantity",
-        "price_segment_low",
-        "price_segment_high",
-    },
-    "define_stock_sign_constraints": {"stock_sign_backorder", "stock_sign_shipping"},
-}
 
 TABLES: dict[str, Any] = {
     "skus": [
@@ -191,11 +181,7 @@ def test_family_docstring_names_its_components(
     assert docstring.lstrip().startswith(f"{stem}:"), f"{name}'s docstring should open with '{stem}:'"
     created = _components_by_family(problem, sets)[name]
     unnamed = {c for c in created if not re.search(rf"\b{c}\b", docstring)}
-    expected = DOCSTRING_GAPS.get(name, set())
-    assert not unnamed - expected, f"{name}'s docstring does not name {sorted(unnamed - expected)}"
-    assert not expected - unnamed, (
-        f"{name}'s docstring now names {sorted(expected - unnamed)}: remove them from DOCSTRING_GAPS"
-    )
+    assert not unnamed, f"{name}'s docstring does not name {sorted(unnamed)}"
 
 
 def test_every_define_function_is_used() -> None:

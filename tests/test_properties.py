@@ -32,14 +32,24 @@ def instances(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     money = st.integers(0, 40).map(float)
     tables: dict[str, Any] = {
         "skus": [
-            {"sku": i, "unit_volume": draw(st.sampled_from([0.5, 1.0, 2.0])), "holding_cost": draw(money) / 10,
-             "shortage_cost": draw(st.integers(1, 60)) / 2}
+            {
+                "sku": i,
+                "unit_volume": draw(st.sampled_from([0.5, 1.0, 2.0])),
+                "holding_cost": draw(money) / 10,
+                "shortage_cost": draw(st.integers(1, 60)) / 2,
+            }
             for i in skus
         ],
-        "warehouses": [{"warehouse": w, "capacity": draw(st.sampled_from([40.0, 80.0, 1e5]))} for w in warehouses],
+        "warehouses": [
+            {"warehouse": w, "capacity": draw(st.sampled_from([40.0, 80.0, 1e5]))} for w in warehouses
+        ],
         "suppliers": [
-            {"supplier": s, "order_cost": draw(money), "min_order_value": draw(st.sampled_from([0.0, 0.0, 50.0])),
-             "capacity": draw(st.sampled_from(["", "", 30]))}
+            {
+                "supplier": s,
+                "order_cost": draw(money),
+                "min_order_value": draw(st.sampled_from([0.0, 0.0, 50.0])),
+                "capacity": draw(st.sampled_from(["", "", 30])),
+            }
             for s in suppliers
         ],
     }
@@ -49,34 +59,70 @@ def instances(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
             price = float(draw(st.integers(1, 10)))
             multiple = draw(st.sampled_from([1, 1, 5, 6]))
             moq = multiple * draw(st.integers(0, 3))
-            offers.append({"supplier": s, "sku": i, "unit_price": price, "moq": moq, "order_multiple": multiple,
-                           "lead_time": draw(st.integers(0, 2))})
+            offers.append(
+                {
+                    "supplier": s,
+                    "sku": i,
+                    "unit_price": price,
+                    "moq": moq,
+                    "order_multiple": multiple,
+                    "lead_time": draw(st.integers(0, 2)),
+                }
+            )
             if draw(st.booleans()):
-                breaks.append({"supplier": s, "sku": i, "min_quantity": draw(st.integers(5, 30)),
-                               "unit_price": price * 0.8})
+                breaks.append(
+                    {
+                        "supplier": s,
+                        "sku": i,
+                        "min_quantity": draw(st.integers(5, 30)),
+                        "unit_price": price * 0.8,
+                    }
+                )
     tables["offers"] = offers
     if breaks:
         tables["price_breaks"] = breaks
     if draw(st.booleans()):
         tables["lanes"] = [
-            {"supplier": s, "warehouse": w, "transit_time": draw(st.integers(0, 1)), "cost_per_unit": draw(money) / 20}
-            for s in suppliers for w in warehouses if draw(st.integers(0, 4)) > 0
+            {
+                "supplier": s,
+                "warehouse": w,
+                "transit_time": draw(st.integers(0, 1)),
+                "cost_per_unit": draw(money) / 20,
+            }
+            for s in suppliers
+            for w in warehouses
+            if draw(st.integers(0, 4)) > 0
         ]
     if len(warehouses) == 2 and draw(st.booleans()):
         tables["transfers"] = [
-            {"from_warehouse": a, "to_warehouse": b, "lead_time": draw(st.integers(0, 1)), "cost_per_unit": 0.1}
+            {
+                "from_warehouse": a,
+                "to_warehouse": b,
+                "lead_time": draw(st.integers(0, 1)),
+                "cost_per_unit": 0.1,
+            }
             for a, b in (("W0", "W1"), ("W1", "W0"))
         ]
     tables["demand"] = [
         {"sku": i, "warehouse": w, "period": t, "quantity": draw(st.integers(0, 12))}
-        for i in skus for w in warehouses for t in range(periods)
+        for i in skus
+        for w in warehouses
+        for t in range(periods)
     ]
-    tables["inventory"] = [{"sku": i, "warehouse": w, "on_hand": draw(st.integers(0, 10))} for i in skus
-                           for w in warehouses]
+    tables["inventory"] = [
+        {"sku": i, "warehouse": w, "on_hand": draw(st.integers(0, 10))} for i in skus for w in warehouses
+    ]
     if draw(st.booleans()):
         s, i = offers[0]["supplier"], offers[0]["sku"]
-        tables["open_orders"] = [{"supplier": s, "sku": i, "warehouse": warehouses[-1],
-                                  "arrival_period": draw(st.integers(0, periods - 1)), "quantity": 5}]
+        tables["open_orders"] = [
+            {
+                "supplier": s,
+                "sku": i,
+                "warehouse": warehouses[-1],
+                "arrival_period": draw(st.integers(0, periods - 1)),
+                "quantity": 5,
+            }
+        ]
     if draw(st.booleans()):
         tables["budget"] = [{"period": t, "amount": float(draw(st.integers(0, 200)))} for t in range(periods)]
     return tables, periods
@@ -98,15 +144,25 @@ def test_written_plan_obeys_every_rule_and_reproduces_its_cost(case: tuple[dict[
         net = inventory["end_stock"] - inventory["backorder"]
         previous = net.groupby([inventory["sku"], inventory["warehouse"]]).shift(1)
         start = pd.read_csv(out / "inputs" / "inventory.csv").set_index(["sku", "warehouse"])["on_hand"]
-        opening = [start.get((s, w), 0.0) for s, w in zip(inventory["sku"], inventory["warehouse"], strict=True)]
+        opening = [
+            start.get((s, w), 0.0) for s, w in zip(inventory["sku"], inventory["warehouse"], strict=True)
+        ]
         previous = previous.fillna(pd.Series(opening, index=inventory.index))
-        change = inventory["arrivals"] + inventory["transfers_in"] - inventory["transfers_out"] - inventory["demand"]
+        change = (
+            inventory["arrivals"]
+            + inventory["transfers_in"]
+            - inventory["transfers_out"]
+            - inventory["demand"]
+        )
         assert ((previous + change - net).abs() < 1e-6).all()
         assert result.summary["status"] == "optimal"
-        assert result.summary["objective"] >= result.summary["best_bound"] - 1e-6 * max(1, result.summary["objective"])
+        assert result.summary["objective"] >= result.summary["best_bound"] - 1e-6 * max(
+            1, result.summary["objective"]
+        )
 
 
 # ---------------------------------------------------------------- brute force
+
 
 def brute_force_optimum(tables: dict[str, Any], periods: int) -> float:
     """Cheapest cost over every allowed order plan of a one-SKU, one-warehouse instance (no transfers,
@@ -126,7 +182,7 @@ def brute_force_optimum(tables: dict[str, Any], periods: int) -> float:
         low = math.ceil(low / pack) * pack
         min_value = supplier_rows[offer["supplier"]]["min_order_value"]
         limit = max(total, low, math.ceil(min_value / offer["unit_price"])) + pack
-        quantities = [0] + list(range(low, int(limit) + 1, pack))
+        quantities = [0, *range(low, int(limit) + 1, pack)]
         for t in range(periods - offer["lead_time"]):
             lines.append((offer, t))
             options.append(quantities)
@@ -167,18 +223,40 @@ def tiny_instances(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     periods = draw(st.integers(2, 3))
     suppliers = ["S0", "S1"][: draw(st.integers(1, 2))]
     tables: dict[str, Any] = {
-        "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": float(draw(st.integers(0, 4))),
-                  "shortage_cost": float(draw(st.integers(1, 30)))}],
+        "skus": [
+            {
+                "sku": "A",
+                "unit_volume": 1.0,
+                "holding_cost": float(draw(st.integers(0, 4))),
+                "shortage_cost": float(draw(st.integers(1, 30))),
+            }
+        ],
         "warehouses": [{"warehouse": "W1", "capacity": 1e6}],
-        "suppliers": [{"supplier": s, "order_cost": float(draw(st.integers(0, 50))),
-                       "min_order_value": float(draw(st.sampled_from([0, 0, 40]))),
-                       "capacity": draw(st.sampled_from(["", 12]))} for s in suppliers],
-        "offers": [{"supplier": s, "sku": "A", "unit_price": float(draw(st.integers(1, 6))),
-                    "moq": draw(st.sampled_from([0, 4, 8])), "order_multiple": draw(st.sampled_from([1, 3, 5])),
-                    "lead_time": draw(st.integers(0, 1))} for s in suppliers],
+        "suppliers": [
+            {
+                "supplier": s,
+                "order_cost": float(draw(st.integers(0, 50))),
+                "min_order_value": float(draw(st.sampled_from([0, 0, 40]))),
+                "capacity": draw(st.sampled_from(["", 12])),
+            }
+            for s in suppliers
+        ],
+        "offers": [
+            {
+                "supplier": s,
+                "sku": "A",
+                "unit_price": float(draw(st.integers(1, 6))),
+                "moq": draw(st.sampled_from([0, 4, 8])),
+                "order_multiple": draw(st.sampled_from([1, 3, 5])),
+                "lead_time": draw(st.integers(0, 1)),
+            }
+            for s in suppliers
+        ],
         "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": draw(st.integers(0, 6))}],
-        "demand": [{"sku": "A", "warehouse": "W1", "period": t, "quantity": draw(st.integers(0, 9))}
-                   for t in range(periods)],
+        "demand": [
+            {"sku": "A", "warehouse": "W1", "period": t, "quantity": draw(st.integers(0, 9))}
+            for t in range(periods)
+        ],
     }
     return tables, periods
 

@@ -18,13 +18,27 @@ def sku(name: str = "A", volume: float = 1.0, holding: float = 0.1, shortage: fl
     return {"sku": name, "unit_volume": volume, "holding_cost": holding, "shortage_cost": shortage}
 
 
-def offer(supplier: str = "S1", sku_name: str = "A", price: float = 10.0, moq: int = 0, multiple: int = 1,
-          lead: int = 0) -> dict:
-    return {"supplier": supplier, "sku": sku_name, "unit_price": price, "moq": moq, "order_multiple": multiple,
-            "lead_time": lead}
+def offer(
+    supplier: str = "S1",
+    sku_name: str = "A",
+    price: float = 10.0,
+    moq: int = 0,
+    multiple: int = 1,
+    lead: int = 0,
+) -> dict:
+    return {
+        "supplier": supplier,
+        "sku": sku_name,
+        "unit_price": price,
+        "moq": moq,
+        "order_multiple": multiple,
+        "lead_time": lead,
+    }
 
 
-def supplier(name: str = "S1", order_cost: float = 0.0, min_value: float = 0.0, capacity: float | None = None) -> dict:
+def supplier(
+    name: str = "S1", order_cost: float = 0.0, min_value: float = 0.0, capacity: float | None = None
+) -> dict:
     row = {"supplier": name, "order_cost": order_cost, "min_order_value": min_value}
     row["capacity"] = "" if capacity is None else capacity
     return row
@@ -42,7 +56,9 @@ def test_moq_raises_the_order(tmp_path: Path) -> None:
 
 def test_order_multiple_rounds_up_to_whole_packs(tmp_path: Path) -> None:
     """Demand 30, packs of 12: 36 units (3 packs), 6 left over."""
-    _, out, _ = solve(tmp_path, {"offers": [offer(multiple=12)], "demand": demand_rows("A", "W1", [30])}, periods=1)
+    _, out, _ = solve(
+        tmp_path, {"offers": [offer(multiple=12)], "demand": demand_rows("A", "W1", [30])}, periods=1
+    )
     assert orders_of(out)["quantity"].tolist() == [36]
 
 
@@ -103,7 +119,11 @@ def test_min_order_value_forces_a_larger_order(tmp_path: Path) -> None:
     """Demand 30 at 10 = 300 but the supplier's minimum order is 500: order 50 (cheaper than 30 short)."""
     _, out, _ = solve(
         tmp_path,
-        {"suppliers": [supplier(min_value=500.0)], "offers": [offer()], "demand": demand_rows("A", "W1", [30])},
+        {
+            "suppliers": [supplier(min_value=500.0)],
+            "offers": [offer()],
+            "demand": demand_rows("A", "W1", [30]),
+        },
         periods=1,
     )
     assert orders_of(out)["quantity"].tolist() == [50]
@@ -113,7 +133,11 @@ def test_supplier_capacity_splits_orders_over_periods(tmp_path: Path) -> None:
     """100 units needed in period 1, the supplier delivers at most 60 per period: 40 + 60 (or 60 + 40)."""
     _, out, _ = solve(
         tmp_path,
-        {"suppliers": [supplier(capacity=60)], "offers": [offer()], "demand": demand_rows("A", "W1", [0, 100])},
+        {
+            "suppliers": [supplier(capacity=60)],
+            "offers": [offer()],
+            "demand": demand_rows("A", "W1", [0, 100]),
+        },
         periods=2,
     )
     orders = orders_of(out)
@@ -195,7 +219,9 @@ def test_transfer_moves_stock_between_warehouses(tmp_path: Path) -> None:
         {
             "warehouses": [{"warehouse": "W1", "capacity": 1e6}, {"warehouse": "W2", "capacity": 1e6}],
             "lanes": [{"supplier": "S1", "warehouse": "W2", "transit_time": 0, "cost_per_unit": 0.0}],
-            "transfers": [{"from_warehouse": "W2", "to_warehouse": "W1", "lead_time": 1, "cost_per_unit": 1.0}],
+            "transfers": [
+                {"from_warehouse": "W2", "to_warehouse": "W1", "lead_time": 1, "cost_per_unit": 1.0}
+            ],
             "inventory": [{"sku": "A", "warehouse": "W2", "on_hand": 100}],
             "demand": demand_rows("A", "W1", [0, 50]),
         },
@@ -218,10 +244,13 @@ def test_a_warehouse_never_ships_stock_it_does_not_have(tmp_path: Path) -> None:
             "warehouses": [{"warehouse": "W1", "capacity": 1e6}, {"warehouse": "W2", "capacity": 1e6}],
             "offers": [offer(lead=1)],
             "lanes": [{"supplier": "S1", "warehouse": "W1", "transit_time": 0, "cost_per_unit": 0.0}],
-            "transfers": [{"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 1, "cost_per_unit": 0.0}],
+            "transfers": [
+                {"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 1, "cost_per_unit": 0.0}
+            ],
             "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 0}],
-            "demand": demand_rows("A", "W1", [10, 0, 0, 0]) + [
-                {"sku": "A", "warehouse": "W2", "period": 2, "quantity": 50}
+            "demand": [
+                *demand_rows("A", "W1", [10, 0, 0, 0]),
+                {"sku": "A", "warehouse": "W2", "period": 2, "quantity": 50},
             ],
         },
         periods=4,
@@ -248,7 +277,9 @@ def test_open_orders_arrive_for_sure_and_are_not_reordered(tmp_path: Path) -> No
     _, out, check = solve(
         tmp_path,
         {
-            "open_orders": [{"supplier": "S1", "sku": "A", "warehouse": "W1", "arrival_period": 1, "quantity": 40}],
+            "open_orders": [
+                {"supplier": "S1", "sku": "A", "warehouse": "W1", "arrival_period": 1, "quantity": 40}
+            ],
             "demand": demand_rows("A", "W1", [0, 40]),
         },
         periods=2,
@@ -258,8 +289,11 @@ def test_open_orders_arrive_for_sure_and_are_not_reordered(tmp_path: Path) -> No
 
 
 def test_orders_arriving_after_the_horizon_are_not_allowed(tmp_path: Path) -> None:
-    """Lead time 2 in a 2-period horizon: no order can arrive, the demand stays short, and a warning says so."""
-    _, out, check = solve(tmp_path, {"offers": [offer(lead=2)], "demand": demand_rows("A", "W1", [0, 5])}, periods=2)
+    """Lead time 2 in a 2-period horizon: no order can arrive, the demand stays short, and a warning
+    says so."""
+    _, out, check = solve(
+        tmp_path, {"offers": [offer(lead=2)], "demand": demand_rows("A", "W1", [0, 5])}, periods=2
+    )
     assert orders_of(out).empty
     assert check.costs["shortage"] == pytest.approx(500)
     assert any("never arrives" in warning for warning in summary_of(out)["warnings"])

@@ -18,7 +18,14 @@ def test_wagner_whitin_example(tmp_path: Path) -> None:
             "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": 2.0, "shortage_cost": 1000.0}],
             "suppliers": [{"supplier": "S1", "order_cost": 500.0, "min_order_value": 0.0}],
             "offers": [
-                {"supplier": "S1", "sku": "A", "unit_price": 0.0, "moq": 0, "order_multiple": 1, "lead_time": 0}
+                {
+                    "supplier": "S1",
+                    "sku": "A",
+                    "unit_price": 0.0,
+                    "moq": 0,
+                    "order_multiple": 1,
+                    "lead_time": 0,
+                }
             ],
             "demand": demand_rows("A", "W1", [90, 120, 80, 70]),
         },
@@ -40,15 +47,23 @@ def test_wagner_whitin_example(tmp_path: Path) -> None:
         (1000.0, 1.0, [20, 20, 20], 1000.0 + 20 * 1 + 20 * 2),  # one order of 60: K + holding 20 + 40
     ],
 )
-def test_lot_sizing_extremes(tmp_path: Path, order_cost: float, holding: float, demand: list[float],
-                             expected: float) -> None:
+def test_lot_sizing_extremes(
+    tmp_path: Path, order_cost: float, holding: float, demand: list[float], expected: float
+) -> None:
     _, _, check = solve(
         tmp_path,
         {
             "skus": [{"sku": "A", "unit_volume": 1.0, "holding_cost": holding, "shortage_cost": 1e4}],
             "suppliers": [{"supplier": "S1", "order_cost": order_cost, "min_order_value": 0.0}],
             "offers": [
-                {"supplier": "S1", "sku": "A", "unit_price": 0.0, "moq": 0, "order_multiple": 1, "lead_time": 0}
+                {
+                    "supplier": "S1",
+                    "sku": "A",
+                    "unit_price": 0.0,
+                    "moq": 0,
+                    "order_multiple": 1,
+                    "lead_time": 0,
+                }
             ],
             "demand": demand_rows("A", "W1", demand),
         },

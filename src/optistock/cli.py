@@ -131,6 +131,7 @@ def check(scenario: Path) -> None:
     for warning in problem.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
-        f"ok: {len(problem.skus)} SKUs, {len(problem.warehouses)} warehouses, {len(problem.suppliers)} suppliers, "
+        f"ok: {len(problem.skus)} SKUs, {len(problem.warehouses)} warehouses, "
+        f"{len(problem.suppliers)} suppliers, "
         f"{len(problem.offers)} offers, {problem.periods} periods"
     )

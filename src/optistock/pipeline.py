@@ -122,7 +122,8 @@ def write_run(run: RunResult, settings: SolverSettings, out: Path) -> None:
 
 
 def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -> None:
-    """The resolved tables and scenario exactly as solved: ``optistock run inputs/scenario.yaml`` re-runs it."""
+    """The resolved tables and scenario exactly as solved: ``optistock run inputs/scenario.yaml``
+    re-runs it."""
     folder.mkdir()
     for name, frame in problem.tables.items():
         write_csv(frame, folder / f"{name}.csv")

@@ -10,6 +10,7 @@ plan (in the worst case the empty one) and is handed to HiGHS as a MIP start.
 from __future__ import annotations
 
 import logging
+from typing import SupportsFloat, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -152,27 +153,29 @@ def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.Data
         return changes
     units = orders["quantity"].astype(float)
     for (supplier, _), group in orders.groupby(["supplier", "order_period"]):
-        limit = suppliers.at[supplier, "capacity"]
+        limit = cast(float, suppliers.at[supplier, "capacity"])
         if pd.notna(limit):
             _cut_largest(orders, group, units, float(group["quantity"].sum()) - float(limit), changes)
     unit_price = orders["line_value"] / orders["quantity"]
     for period, group in orders.groupby("order_period"):
         if period in problem.budget.index:
             excess_value = float(group["line_value"].sum()) - float(problem.budget[period])
-            largest = group["line_value"].idxmax()
+            largest = cast(int, group["line_value"].idxmax())
             _cut_largest(orders, group, units, excess_value / float(unit_price[largest]), changes)
     if changes:
         return changes
     volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])
     used = volume.groupby([inventory["warehouse"], inventory["period"]]).sum()
     capacity = problem.warehouses["capacity"]
-    for (warehouse, period), value in used.items():
+    for key, value in used.items():
+        warehouse, period = cast(tuple[str, int], key)
         excess = value - float(capacity[warehouse])
         if excess > 1e-6:
             arrived = orders[(orders["warehouse"] == warehouse) & (orders["arrival_period"] <= period)]
             if len(arrived):
                 latest = arrived.sort_values(["arrival_period", "quantity"]).index[-1]
-                unit_volume = float(problem.skus.at[orders.at[latest, "sku"], "unit_volume"]) or 1.0
+                sku_volume = cast(SupportsFloat, problem.skus.at[orders.at[latest, "sku"], "unit_volume"])
+                unit_volume = float(sku_volume) or 1.0
                 _cut_largest(orders, arrived.loc[[latest]], units, excess / unit_volume, changes)
     return changes
 
@@ -183,11 +186,11 @@ def _cut_largest(
     """Cut the largest line of ``group`` by enough whole packs to remove ``excess_units``."""
     if excess_units <= 1e-6 or group.empty:
         return
-    row = int(group["quantity"].idxmax())
+    row = int(cast(SupportsInt, group["quantity"].idxmax()))
     if row in changes:
         return
-    pack = int(orders.at[row, "_pack"])
-    smallest = int(orders.at[row, "_minimum"])
+    pack = int(cast(SupportsInt, orders.at[row, "_pack"]))
+    smallest = int(cast(SupportsInt, orders.at[row, "_minimum"]))
     reduced = int(units[row]) - round_up(excess_units, pack)
     changes[row] = reduced if reduced >= smallest else 0
 

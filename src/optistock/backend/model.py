@@ -1,7 +1,7 @@
 """The procurement MILP in Pyomo: one function per constraint family, named as in ``models/core.md``.
 
-Every ``define_*`` function adds exactly one constraint family (a Pyomo component of the same name,
-without the ``define_`` prefix and ``_constraints`` suffix) and states its equation in the docstring.
+Every ``define_*_constraints`` function adds one constraint family — one or a few Pyomo constraint
+components, each named in its docstring exactly as in the written formulation — and states the equations.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from typing import cast
 
 import pyomo.environ as pyo
 
-from optistock.backend.sets import ModelSets, build_sets
+from optistock.backend.sets import Line, ModelSets, build_sets
 from optistock.preprocess.data import ProblemData
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def define_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.packs = pyo.Var(
         model.LINES,
         domain=pyo.NonNegativeIntegers,
-        bounds=lambda m, *l: (0, lines[l].max_quantity // lines[l].pack_size),
+        bounds=lambda m, *key: (0, lines[key].max_quantity // lines[key].pack_size),
     )
     activated = [key for key, line in lines.items() if line.needs_activation and not line.segments]
     model.ACTIVATED_LINES = pyo.Set(initialize=activated, dimen=4, ordered=True)
@@ -88,7 +89,7 @@ def define_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.SHIPPING_CELLS = pyo.Set(initialize=sets.shipping_cells, dimen=3, ordered=True)
     model.has_stock = pyo.Var(model.SHIPPING_CELLS, domain=pyo.Binary)
 
-    model.quantity = pyo.Expression(model.LINES, rule=lambda m, *l: lines[l].pack_size * m.packs[l])
+    model.quantity = pyo.Expression(model.LINES, rule=lambda m, *key: lines[key].pack_size * m.packs[key])
     model.line_value = pyo.Expression(model.LINES, rule=_line_value_rule)
 
 
@@ -104,11 +105,11 @@ def _line_value_rule(model: pyo.ConcreteModel, *key: object) -> pyo.Expression:
 def define_min_order_quantity_constraints(
     model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets
 ) -> None:
-    """min_order_quantity: q_l ≥ moq_l · line_active[l] and q_l ≤ U_l · line_active[l]
+    """min_order_quantity: q_l ≥ moq_l · line_active[l]; max_order_quantity: q_l ≤ U_l · line_active[l]
     (lines with MOQ above one pack and no price breaks: a line is either 0 or between MOQ and U_l)."""
 
     def rule(m: pyo.ConcreteModel, *key: object) -> pyo.Expression:
-        return sets.lines[key].moq * m.line_active[key] <= m.quantity[key]
+        return sets.lines[cast(Line, key)].moq * m.line_active[key] <= m.quantity[key]
 
     model.min_order_quantity = pyo.Constraint(model.ACTIVATED_LINES, rule=rule)
     model.max_order_quantity = pyo.Constraint(
@@ -120,8 +121,10 @@ def define_min_order_quantity_constraints(
 def define_price_segment_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
     """price_segment: all-units price breaks as disjoint quantity ranges, at most one chosen per line.
 
-    Σ_k segment_active[l,k] ≤ 1;  q_l = Σ_k segment_quantity[l,k];
-    low_k · segment_active[l,k] ≤ segment_quantity[l,k] ≤ high_k · segment_active[l,k].
+    price_segment_choice: Σ_k segment_active[l,k] ≤ 1;
+    price_segment_quantity: q_l = Σ_k segment_quantity[l,k];
+    price_segment_low: low_k · segment_active[l,k] ≤ segment_quantity[l,k];
+    price_segment_high: segment_quantity[l,k] ≤ high_k · segment_active[l,k].
     Range k is [max(moq, break_k), break_{k+1} − 1] rounded inward to pack multiples, so the price of
     the chosen range is exactly the contract's price for that quantity.
     """
@@ -129,10 +132,17 @@ def define_price_segment_constraints(model: pyo.ConcreteModel, problem: ProblemD
     model.SEGMENTED_LINES = pyo.Set(initialize=segmented, dimen=4, ordered=True)
 
     def one_segment(m: pyo.ConcreteModel, *key: object) -> pyo.Expression:
-        return pyo.quicksum(m.segment_active[(*key, k)] for k in range(len(sets.lines[key].segments))) <= 1
+        return (
+            pyo.quicksum(
+                m.segment_active[(*key, k)] for k in range(len(sets.lines[cast(Line, key)].segments))
+            )
+            <= 1
+        )
 
     def quantity_split(m: pyo.ConcreteModel, *key: object) -> pyo.Expression:
-        parts = pyo.quicksum(m.segment_quantity[(*key, k)] for k in range(len(sets.lines[key].segments)))
+        parts = pyo.quicksum(
+            m.segment_quantity[(*key, k)] for k in range(len(sets.lines[cast(Line, key)].segments))
+        )
         return m.quantity[key] == parts
 
     model.price_segment_choice = pyo.Constraint(model.SEGMENTED_LINES, rule=one_segment)
@@ -310,7 +320,8 @@ def define_transfer_availability_constraints(
 def define_stock_sign_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
     """stock_sign: where stock can leave by transfer, stock and backorder are not both positive.
 
-    backorder[i,w,t] ≤ B_{i,w,t} · (1 − has_stock[i,w,t]);  Σ_v transfer[i,w,v,t+1] ≤ S_{i,w,t} · has_stock[i,w,t],
+    stock_sign_backorder: backorder[i,w,t] ≤ B_{i,w,t} · (1 − has_stock[i,w,t]);
+    stock_sign_shipping: Σ_v transfer[i,w,v,t+1] ≤ S_{i,w,t} · has_stock[i,w,t],
     with B the cumulative demand (a valid bound on the backorder) and S a bound on stock. Without this a
     plan could carry stock and backorder at once and ship stock the warehouse does not have.
     """

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import SupportsFloat, SupportsInt, cast
+
+import pandas as pd
 
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.preprocess.data import ProblemData
@@ -68,7 +71,8 @@ class ModelSets:
     """Open orders arriving per cell."""
     on_hand: dict[tuple[str, str], float]
     shipping_cells: list[StockCell]
-    """Cells (sku, w, t) with a stock-sign binary: a transfer can leave w in t+1 and backorders are possible."""
+    """Cells (sku, w, t) with a stock-sign binary: a transfer can leave w in t+1 and backorders are
+    possible."""
     supplier_capacity: dict[tuple[str, int], float]
     """Units a supplier can still deliver per order period (finite capacities only)."""
     budget: dict[int, float]
@@ -131,7 +135,8 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
     open_orders = problem.open_orders.groupby(["sku", "warehouse"])["quantity"].sum()
     needs: dict[tuple[str, str], float] = {}
     by_sku: dict[str, dict[str, float]] = {}
-    for (sku, warehouse), quantity in demand.items():
+    for key, quantity in demand.items():
+        sku, warehouse = cast(tuple[str, str], key)
         by_sku.setdefault(str(sku), {})[str(warehouse)] = float(quantity)
     for sku, per_warehouse in by_sku.items():
         for warehouse in problem.warehouses.index:
@@ -197,19 +202,21 @@ def build_sets(
     needs = warehouse_needs(problem)
     suppliers = problem.suppliers
     lanes_by_supplier: dict[str, list[tuple[str, int, float]]] = {}
-    for (supplier, warehouse), lane in problem.lanes.iterrows():
+    for lane_key, lane in problem.lanes.iterrows():
+        supplier, warehouse = cast(tuple[str, str], lane_key)
         lanes_by_supplier.setdefault(str(supplier), []).append(
             (str(warehouse), int(lane["transit_time"]), float(lane["cost_per_unit"]))
         )
 
     lines: dict[Line, LineData] = {}
-    for (supplier, sku), offer in problem.offers.iterrows():
+    for offer_key, offer in problem.offers.iterrows():
+        supplier, sku = cast(tuple[str, str], offer_key)
         if sku not in demanded or not in_scope(sku):
             continue
         pack, moq, lead = int(offer["order_multiple"]), int(offer["moq"]), int(offer["lead_time"])
         schedule = problem.price_schedule(supplier, sku)
         lowest_price = min(price for _, price in schedule)
-        supplier_row = suppliers.loc[supplier]
+        supplier_row = cast(pd.Series, suppliers.loc[supplier])  # one row: the index is unique
         for warehouse, transit, lane_cost in lanes_by_supplier.get(supplier, []):
             bound = line_quantity_bound(
                 needs.get((sku, warehouse), 0.0),
@@ -245,21 +252,20 @@ def build_sets(
     for key in lines:
         purchase_orders.setdefault((key[0], key[2], key[3]), []).append(key)
 
-    on_hand = {(str(i), str(w)): float(q) for (i, w), q in problem.on_hand.items() if q > 0 and in_scope(i)}
+    on_hand_items = cast("Iterable[tuple[tuple[str, str], float]]", problem.on_hand.items())
+    on_hand = {(str(i), str(w)): float(q) for (i, w), q in on_hand_items if q > 0 and in_scope(i)}
     receipts: dict[StockCell, float] = {}
     for row in problem.open_orders.itertuples(index=False):
         if in_scope(row.sku):
-            cell = (str(row.sku), str(row.warehouse), int(row.arrival_period))
-            receipts[cell] = receipts.get(cell, 0.0) + float(row.quantity)
-    demand = {
-        (str(i), str(w), int(t)): float(q)
-        for (i, w, t), q in problem.demand.items()
-        if q != 0 and in_scope(i)
-    }
+            cell = (str(row.sku), str(row.warehouse), int(cast(SupportsInt, row.arrival_period)))
+            receipts[cell] = receipts.get(cell, 0.0) + float(cast(SupportsFloat, row.quantity))
+    demand_items = cast("Iterable[tuple[tuple[str, str, int], float]]", problem.demand.items())
+    demand = {(str(i), str(w), int(t)): float(q) for (i, w, t), q in demand_items if q != 0 and in_scope(i)}
 
     stocked = {i for i in demanded if in_scope(i)} | {i for i, _ in on_hand} | {i for i, _, _ in receipts}
     transfer_arcs: dict[TransferArc, int] = {}
-    for (origin, destination), link in problem.transfer_links.iterrows():
+    for link_key, link in problem.transfer_links.iterrows():
+        origin, destination = cast(tuple[str, str], link_key)
         lead = int(link["lead_time"])
         for sku in sorted(stocked):
             for ship_period in range(periods - lead):
@@ -312,7 +318,7 @@ def build_sets(
             if not math.isnan(c)
             for t in range(periods)
         },
-        budget={int(t): float(amount) for t, amount in problem.budget.items()},
+        budget={int(cast(SupportsInt, t)): float(amount) for t, amount in problem.budget.items()},
         storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},
         order_cost={po: float(order_cost[po[0]]) for po in purchase_orders},
         min_order_value={po: float(minimum_value[po[0]]) for po in purchase_orders},

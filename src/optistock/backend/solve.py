@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import highspy
 import pyomo.environ as pyo
@@ -16,6 +17,8 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from optistock.preprocess.scenario import SolverSettings
+
+VariableKey = tuple[Any, ...]  # (name, *index) of a variable asked for in the LP relaxation
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ class Relaxation:
 
     infeasible: bool
     objective: float | None
-    values: dict[object, float]
+    values: dict[VariableKey, float]
 
 
 class HighsSession:
@@ -99,7 +102,9 @@ class HighsSession:
     def _column(self, var: pyo.Var) -> int:
         return int(self.solver._pyomo_var_to_solver_var_map[id(var)])
 
-    def relaxation(self, variables: Mapping[object, pyo.Var], time_limit: float, threads: int) -> Relaxation:
+    def relaxation(
+        self, variables: Mapping[VariableKey, pyo.Var], time_limit: float, threads: int
+    ) -> Relaxation:
         """Solve the LP relaxation; values of ``variables`` in its optimal solution."""
         lp = self._highs.getLp()
         lp.integrality_ = []

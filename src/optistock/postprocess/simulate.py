@@ -10,6 +10,7 @@ re-simulated before it is written, and the reported objective is the cost comput
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,6 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     """Re-simulate ``orders`` (supplier, sku, warehouse, order_period, quantity) and ``transfers``
     (sku, from_warehouse, to_warehouse, ship_period, quantity); lines with quantity 0 are dropped."""
     violations: list[str] = []
-    periods = problem.periods
     orders = orders.loc[
         orders["quantity"] > TOLERANCE, ["supplier", "sku", "warehouse", "order_period", "quantity"]
     ]
@@ -99,7 +99,9 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     skus = problem.skus
     costs = {
         "purchase": float(orders_out["line_value"].astype(float).sum()),
-        "ordering": float(purchase_orders["supplier"].map(problem.suppliers["order_cost"]).astype(float).sum()),
+        "ordering": float(
+            purchase_orders["supplier"].map(problem.suppliers["order_cost"]).astype(float).sum()
+        ),
         "transport": float(orders_out["_lane_cost"].astype(float).sum()),
         "transfer": float(transfers_out["_link_cost"].astype(float).sum()),
         "holding": float((inventory["end_stock"] * inventory["sku"].map(skus["holding_cost"])).sum()),
@@ -190,11 +192,13 @@ def _purchase_orders(problem: ProblemData, orders: pd.DataFrame, violations: lis
 
 def _check_supplier_capacity(problem: ProblemData, orders: pd.DataFrame, violations: list[str]) -> None:
     units = orders.groupby(["supplier", "order_period"])["quantity"].sum()
-    for (supplier, period), quantity in units.items():
-        capacity = problem.suppliers.at[supplier, "capacity"]
+    for key, quantity in units.items():
+        supplier, period = cast(tuple[str, int], key)
+        capacity = cast(float, problem.suppliers.at[supplier, "capacity"])
         if pd.notna(capacity) and quantity > capacity + TOLERANCE:
             violations.append(
-                f"supplier capacity: {supplier} in period {period} ordered {quantity:g} units, capacity {capacity:g}"
+                f"supplier capacity: {supplier} in period {period} ordered {quantity:g} units, "
+                f"capacity {capacity:g}"
             )
 
 
@@ -233,7 +237,8 @@ def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: 
     for position in np.flatnonzero(bad):
         row = transfers.iloc[position]
         violations.append(
-            f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} period {row['ship_period']}: "
+            f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} "
+            f"period {row['ship_period']}: "
             "unknown SKU, fractional quantity or outside the horizon"
         )
     return transfers.sort_values(["ship_period", "sku", "from_warehouse", "to_warehouse"]).reset_index(
@@ -259,8 +264,8 @@ def _simulate_stock(
         np.add.at(
             array,
             (
-                skus.get_indexer(sku)[inside],
-                warehouses.get_indexer(warehouse)[inside],
+                skus.get_indexer(pd.Index(sku))[inside],
+                warehouses.get_indexer(pd.Index(warehouse))[inside],
                 period_values[inside],
             ),
             quantity.to_numpy(dtype=float)[inside],
@@ -305,7 +310,8 @@ def _simulate_stock(
     for i, w, t in zip(*np.nonzero(overdrawn_mask), strict=True):
         overdrawn.append((str(skus[i]), str(warehouses[w]), int(t)))
         violations.append(
-            f"transfer availability: {skus[i]} at {warehouses[w]} ships {transfers_out[i, w, t]:g} in period {t} "
+            f"transfer availability: {skus[i]} at {warehouses[w]} ships {transfers_out[i, w, t]:g} "
+            f"in period {t} "
             f"with {available[i, w, t]:g} on hand"
         )
     volume = np.einsum("iwt,i->wt", end_stock, problem.skus["unit_volume"].to_numpy(dtype=float))
@@ -313,7 +319,8 @@ def _simulate_stock(
     over = volume > capacity[:, None] * (1 + 1e-9) + TOLERANCE
     for w, t in zip(*np.nonzero(over), strict=True):
         violations.append(
-            f"storage capacity: {warehouses[w]} in period {t} holds volume {volume[w, t]:.3f}, capacity {capacity[w]:g}"
+            f"storage capacity: {warehouses[w]} in period {t} holds volume {volume[w, t]:.3f}, "
+            f"capacity {capacity[w]:g}"
         )
 
     index = pd.MultiIndex.from_product(

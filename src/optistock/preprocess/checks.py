@@ -89,7 +89,9 @@ def usability_warnings(
     warnings: list[str] = []
     if not offers.empty:
         fastest_lane = lanes.groupby(level="supplier")["transit_time"].min()
-        fastest = offers["lead_time"] + offers.index.get_level_values("supplier").map(fastest_lane).to_numpy()
+        suppliers = offers.index.get_level_values("supplier")
+        # Index.map accepts a Series as mapper; pandas-stubs only allows a Mapping or a callable.
+        fastest = offers["lead_time"] + suppliers.map(fastest_lane).to_numpy()  # type: ignore[arg-type]
         never = offers.index[~(fastest <= periods - 1).to_numpy()]
         for supplier, sku in never:
             lead = int(offers.loc[(supplier, sku), "lead_time"])

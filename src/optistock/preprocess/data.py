@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import SupportsFloat, cast
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ class ProblemData:
 
     def price_schedule(self, supplier: str, sku: str) -> list[tuple[int, float]]:
         """(min_quantity, unit_price) steps of an offer, ascending, starting with (0, list price)."""
-        steps = [(0, float(self.offers.at[(supplier, sku), "unit_price"]))]
+        steps = [(0, float(cast(SupportsFloat, self.offers.at[(supplier, sku), "unit_price"])))]
         if (supplier, sku) in self._break_groups:
             steps.extend(self._break_groups[(supplier, sku)])
         return steps
@@ -67,7 +68,8 @@ class ProblemData:
         cached: dict[tuple[str, str], list[tuple[int, float]]] | None = getattr(self, "_break_cache", None)
         if cached is None:
             cached = {}
-            for (supplier, sku, min_quantity), price in self.price_breaks["unit_price"].items():
+            for key, price in self.price_breaks["unit_price"].items():
+                supplier, sku, min_quantity = cast(tuple[str, str, int], key)
                 cached.setdefault((supplier, sku), []).append((int(min_quantity), float(price)))
             for steps in cached.values():
                 steps.sort()
