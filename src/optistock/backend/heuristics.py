@@ -10,14 +10,14 @@ plan (in the worst case the empty one) and is handed to HiGHS as a MIP start.
 from __future__ import annotations
 
 import logging
-from typing import SupportsFloat, SupportsInt, cast
+from typing import SupportsInt, cast
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 
-from optistock.backend.sets import ModelSets, round_up
+from optistock.backend.sets import ModelSets, round_down, round_up
 from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
 from optistock.preprocess.data import ProblemData
 
@@ -138,10 +138,11 @@ def _cut_overdrawn_transfers(
 def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.DataFrame) -> dict[int, int]:
     """New quantities (0 = drop) for lines whose change moves the plan towards validity.
 
-    Purchase orders below their minimum value are dropped. Where a supplier's capacity or a period's
-    budget is exceeded, the largest line there is cut by whole packs (not below its MOQ, else dropped);
-    where storage overflows, the latest line that arrived there is cut the same way. One line per
-    broken limit and round; the caller re-simulates and repeats.
+    Purchase orders below their minimum value are dropped. Where a supplier's capacity, a period's
+    budget or a warehouse's storage is exceeded, lines are first cut by stock they never use (units
+    that stay on hand to the end of the horizon, so cutting them creates no backorder); only if that
+    is not enough is the largest line cut by whole packs (not below its MOQ, else dropped). The caller
+    re-simulates and repeats.
     """
     changes: dict[int, int] = {}
     suppliers = problem.suppliers
@@ -151,48 +152,89 @@ def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.Data
         changes[int(row)] = 0
     if changes:
         return changes
+    removable = _removable_units(orders, inventory)
     units = orders["quantity"].astype(float)
+    ones = pd.Series(1.0, index=orders.index)
     for (supplier, _), group in orders.groupby(["supplier", "order_period"]):
         limit = cast(float, suppliers.at[supplier, "capacity"])
         if pd.notna(limit):
-            _cut_largest(orders, group, units, float(group["quantity"].sum()) - float(limit), changes)
+            _cut(
+                orders, group, units, ones, float(group["quantity"].sum()) - float(limit), removable, changes
+            )
     unit_price = orders["line_value"] / orders["quantity"]
     for period, group in orders.groupby("order_period"):
         if period in problem.budget.index:
             excess_value = float(group["line_value"].sum()) - float(problem.budget[period])
-            largest = cast(int, group["line_value"].idxmax())
-            _cut_largest(orders, group, units, excess_value / float(unit_price[largest]), changes)
+            _cut(orders, group, units, unit_price, excess_value, removable, changes)
     if changes:
         return changes
     volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])
     used = volume.groupby([inventory["warehouse"], inventory["period"]]).sum()
     capacity = problem.warehouses["capacity"]
+    unit_volume = orders["sku"].map(problem.skus["unit_volume"]).astype(float)
     for key, value in used.items():
         warehouse, period = cast(tuple[str, int], key)
         excess = value - float(capacity[warehouse])
         if excess > 1e-6:
             arrived = orders[(orders["warehouse"] == warehouse) & (orders["arrival_period"] <= period)]
-            if len(arrived):
-                latest = arrived.sort_values(["arrival_period", "quantity"]).index[-1]
-                sku_volume = cast(SupportsFloat, problem.skus.at[orders.at[latest, "sku"], "unit_volume"])
-                unit_volume = float(sku_volume) or 1.0
-                _cut_largest(orders, arrived.loc[[latest]], units, excess / unit_volume, changes)
+            _cut(orders, arrived, units, unit_volume, excess, removable, changes)
     return changes
 
 
-def _cut_largest(
-    orders: pd.DataFrame, group: pd.DataFrame, units: pd.Series, excess_units: float, changes: dict[int, int]
+def _removable_units(orders: pd.DataFrame, inventory: pd.DataFrame) -> pd.Series:
+    """Per line: units that could be taken off it without any backorder or overdrawn transfer, i.e. the
+    smallest spare stock of its SKU at its warehouse from its arrival to the end of the horizon."""
+    frame = inventory.sort_values(["sku", "warehouse", "period"])
+    next_out = frame.groupby(["sku", "warehouse"])["transfers_out"].shift(-1).fillna(0.0)
+    spare = (frame["end_stock"] - next_out).clip(lower=0.0)
+    suffix_min = spare.iloc[::-1].groupby([frame["sku"], frame["warehouse"]]).cummin().iloc[::-1]
+    lookup = pd.Series(
+        suffix_min.to_numpy(), index=pd.MultiIndex.from_frame(frame[["sku", "warehouse", "period"]])
+    )
+    keys = pd.MultiIndex.from_frame(orders[["sku", "warehouse", "arrival_period"]])
+    return pd.Series(lookup.reindex(keys).fillna(0.0).to_numpy(), index=orders.index)
+
+
+def _cut(
+    orders: pd.DataFrame,
+    group: pd.DataFrame,
+    units: pd.Series,
+    weight: pd.Series,
+    excess: float,
+    removable: pd.Series,
+    changes: dict[int, int],
 ) -> None:
-    """Cut the largest line of ``group`` by enough whole packs to remove ``excess_units``."""
-    if excess_units <= 1e-6 or group.empty:
+    """Remove ``excess`` (in units of ``weight`` per unit: 1, price or volume) from the lines of ``group``:
+    first unused stock, one line per SKU and warehouse, then by cutting the largest line."""
+    if excess <= 1e-6 or group.empty:
         return
-    row = int(cast(SupportsInt, group["quantity"].idxmax()))
-    if row in changes:
-        return
-    pack = int(cast(SupportsInt, orders.at[row, "_pack"]))
-    smallest = int(cast(SupportsInt, orders.at[row, "_minimum"]))
-    reduced = int(units[row]) - round_up(excess_units, pack)
-    changes[row] = reduced if reduced >= smallest else 0
+    touched = {(orders.at[row, "sku"], orders.at[row, "warehouse"]) for row in changes}
+    for row in removable[group.index].sort_values(ascending=False).index:
+        if excess <= 1e-6:
+            return
+        row = int(row)
+        pair = (orders.at[row, "sku"], orders.at[row, "warehouse"])
+        if row in changes or pair in touched:
+            continue
+        pack = int(cast(SupportsInt, orders.at[row, "_pack"]))
+        smallest = int(cast(SupportsInt, orders.at[row, "_minimum"]))
+        quantity, spare = int(units[row]), float(removable[row])
+        cut = min(round_up(excess / max(float(weight[row]), 1e-9), pack), round_down(spare, pack))
+        if quantity - cut < smallest:
+            cut = quantity if spare >= quantity else quantity - smallest
+        if cut <= 0:
+            continue
+        changes[row] = quantity - cut
+        touched.add(pair)
+        excess -= cut * float(weight[row])
+    if excess > 1e-6:
+        open_rows = group.loc[[r for r in group.index if int(r) not in changes]]
+        if not open_rows.empty:
+            row = int(cast(SupportsInt, open_rows["quantity"].idxmax()))
+            pack = int(cast(SupportsInt, orders.at[row, "_pack"]))
+            smallest = int(cast(SupportsInt, orders.at[row, "_minimum"]))
+            reduced = int(units[row]) - round_up(excess / max(float(weight[row]), 1e-9), pack)
+            changes[row] = reduced if reduced >= smallest else 0
 
 
 def start_values(

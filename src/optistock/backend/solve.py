@@ -94,6 +94,8 @@ class HighsSession:
             raise RuntimeError("the HiGHS solver (python package highspy) is not available")
         self.version = ".".join(str(part) for part in self.solver.version())
         self.solver.set_instance(model)
+        self._relaxed: highspy.Highs | None = None
+        self._base_costs: list[float] = []
 
     @property
     def _highs(self) -> highspy.Highs:
@@ -103,17 +105,32 @@ class HighsSession:
         return int(self.solver._pyomo_var_to_solver_var_map[id(var)])
 
     def relaxation(
-        self, variables: Mapping[VariableKey, pyo.Var], time_limit: float, threads: int
+        self,
+        variables: Mapping[VariableKey, pyo.Var],
+        time_limit: float,
+        threads: int,
+        extra_costs: Mapping[pyo.Var, float] | None = None,
     ) -> Relaxation:
-        """Solve the LP relaxation; values of ``variables`` in its optimal solution."""
-        lp = self._highs.getLp()
-        lp.integrality_ = []
+        """Solve the LP relaxation; values of ``variables`` in its optimal solution.
+
+        ``extra_costs`` are added to the objective coefficients of the given variables for this solve
+        only (used by slope scaling); the relaxation is kept between calls so re-solves start warm.
+        """
         _use_threads(threads)
-        relaxed = highspy.Highs()
-        relaxed.setOptionValue("output_flag", False)
+        if self._relaxed is None:
+            lp = self._highs.getLp()
+            lp.integrality_ = []
+            self._relaxed = highspy.Highs()
+            self._relaxed.setOptionValue("output_flag", False)
+            self._relaxed.passModel(lp)
+            self._base_costs = list(lp.col_cost_)
+        relaxed = self._relaxed
         relaxed.setOptionValue("threads", threads)
         relaxed.setOptionValue("time_limit", max(time_limit, 1.0))
-        relaxed.passModel(lp)
+        costs = list(self._base_costs)
+        for var, extra in (extra_costs or {}).items():
+            costs[self._column(var)] += extra
+        relaxed.changeColsCost(len(costs), list(range(len(costs))), costs)
         relaxed.run()
         status = relaxed.getModelStatus()
         if status == highspy.HighsModelStatus.kInfeasible:

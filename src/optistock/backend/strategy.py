@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
 
 from optistock.backend.heuristics import repair_plan, round_lp_quantities, round_lp_transfers, start_values
 from optistock.backend.model import build_model
-from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
-from optistock.backend.solve import HighsSession, SolveResult, SolveStatus, relative_gap
+from optistock.backend.sets import ModelSets, PurchaseOrder, build_sets, restrict_to_residual
+from optistock.backend.solve import (
+    HighsSession,
+    Relaxation,
+    SolveResult,
+    SolveStatus,
+    VariableKey,
+    relative_gap,
+)
 from optistock.errors import InfeasibleError, NoSolutionError
 from optistock.postprocess.extract import empty_plan, extract_plan
 from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
@@ -43,6 +52,9 @@ SUBPROBLEM_TIME_LIMIT = 3.0
 IMPROVEMENT_SHARE = 0.6
 """Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
 MAX_STOCK_SIGN_ROUNDS = 5
+SLOPE_SCALING_ROUNDS = 12
+SLOPE_SCALING_RESERVE = 0.7
+"""Slope scaling stops once less than this share of the time limit is left."""
 
 
 @dataclass
@@ -112,7 +124,7 @@ class Optimiser:
         solve_started = time.perf_counter()
         if size["variables"] == 0:
             return self._nothing_to_decide(size)
-        wanted = {("packs", *k): v for k, v in model.packs.items()}
+        wanted: dict[VariableKey, pyo.Var] = {("packs", *k): v for k, v in model.packs.items()}
         wanted.update({("transfer", *k): v for k, v in model.transfer.items()})
         relaxation = session.relaxation(
             wanted, time_limit=max(self.remaining() / 4, 1.0), threads=self.settings.threads
@@ -120,18 +132,11 @@ class Optimiser:
         if relaxation.infeasible:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
         lp_bound = relaxation.objective
-        orders, transfers = empty_plan()
         if lp_bound is not None:
             logger.info("LP relaxation bound %.2f", lp_bound)
-            lp_quantity = {
-                key[1:]: sets.lines[key[1:]].pack_size * value
-                for key, value in relaxation.values.items()
-                if key[0] == "packs"
-            }
-            lp_transfer = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
-            orders, transfers = repair_plan(
-                self.problem, round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
-            )
+            self._offer_rounded(sets, relaxation)
+            self._slope_scaling(session, model, sets, wanted, relaxation)
+        orders, transfers = empty_plan()
         self._offer(evaluate_plan(self.problem, orders, transfers))
         if self.incumbent is not None:
             logger.info(
@@ -173,6 +178,65 @@ class Optimiser:
             seconds=time.perf_counter() - solve_started,
         )
         return Outcome(self.incumbent, final, self.timings, size, method, self.history)
+
+    def _offer_rounded(self, sets: ModelSets, relaxation: Relaxation) -> None:
+        """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
+        lp_quantity = {
+            key[1:]: sets.lines[key[1:]].pack_size * value
+            for key, value in relaxation.values.items()
+            if key[0] == "packs"
+        }
+        lp_transfer = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
+        orders, transfers = repair_plan(
+            self.problem, round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
+        )
+        self._offer(evaluate_plan(self.problem, orders, transfers))
+
+    def _slope_scaling(
+        self,
+        session: HighsSession,
+        model: pyo.ConcreteModel,
+        sets: ModelSets,
+        wanted: dict[VariableKey, pyo.Var],
+        relaxation: Relaxation,
+    ) -> None:
+        """Slope scaling: LPs in which each purchase order's fixed cost is charged per unit, at
+        ``order_cost / quantity`` of the previous LP's order, each rounded into a candidate plan.
+
+        The plain LP relaxation pays only a sliver of each fixed cost (``po_open`` is fractional), so it
+        orders small amounts often. Charging the fixed cost per unit instead makes orders that are too
+        small expensive; after a few rounds the LP's orders settle into lot sizes, which round well.
+        """
+        rounds_done = 0
+        for _ in range(SLOPE_SCALING_ROUNDS):
+            if self.remaining() < SLOPE_SCALING_RESERVE * self.settings.time_limit:
+                break
+            ordered: dict[PurchaseOrder, float] = defaultdict(float)
+            for key, value in relaxation.values.items():
+                if key[0] == "packs":
+                    line = sets.lines[key[1:]]
+                    ordered[(line.supplier, line.warehouse, line.order_period)] += line.pack_size * value
+            extra = ComponentMap()
+            for po, var in model.po_open.items():
+                extra[var] = -sets.order_cost[po]
+            for key, var in model.packs.items():
+                line = sets.lines[key]
+                po = (line.supplier, line.warehouse, line.order_period)
+                lot = max(ordered[po], float(max(line.moq, line.pack_size)))
+                extra[var] = line.pack_size * sets.order_cost[po] / lot
+            scaled = session.relaxation(
+                wanted,
+                time_limit=max(self.remaining() / 8, 1.0),
+                threads=self.settings.threads,
+                extra_costs=extra,
+            )
+            if scaled.objective is None:
+                break
+            relaxation = scaled
+            self._offer_rounded(sets, relaxation)
+            rounds_done += 1
+        if self.incumbent is not None:
+            logger.info("slope scaling (%d rounds): best plan %.2f", rounds_done, self.incumbent.total_cost)
 
     def _nothing_to_decide(self, size: dict[str, int]) -> Outcome:
         """No order line or transfer can be placed: the plan that does nothing is the only one."""
