@@ -53,7 +53,7 @@ IMPROVEMENT_SHARE = 0.6
 """Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
 MAX_STOCK_SIGN_ROUNDS = 5
 SLOPE_SCALING_ROUNDS = 12
-SLOPE_SCALING_RESERVE = 0.7
+SLOPE_SCALING_RESERVE = 0.5
 """Slope scaling stops once less than this share of the time limit is left."""
 
 
@@ -122,6 +122,7 @@ class Optimiser:
             size,
         )
         solve_started = time.perf_counter()
+        build_before_solve = self.timings["build"]
         if size["variables"] == 0:
             return self._nothing_to_decide(size)
         wanted: dict[VariableKey, pyo.Var] = {("packs", *k): v for k, v in model.packs.items()}
@@ -148,7 +149,8 @@ class Optimiser:
             method = "fix-and-optimize + milp"
             self._improve_by_sku_groups(lp_bound)
         result = self._solve_full(model, session, sets)
-        self.timings["solve"] = time.perf_counter() - solve_started
+        # models rebuilt while solving (sub-problems, stock-sign rounds) count as build time, not solve time
+        self.timings["solve"] = time.perf_counter() - solve_started - (self.timings["build"] - build_before_solve)
         if self.incumbent is None:
             raise NoSolutionError(
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "
