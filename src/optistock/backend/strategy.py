@@ -150,7 +150,8 @@ class Optimiser:
             self._improve_by_sku_groups(lp_bound)
         result = self._solve_full(model, session, sets)
         # models rebuilt while solving (sub-problems, stock-sign rounds) count as build time, not solve time
-        self.timings["solve"] = time.perf_counter() - solve_started - (self.timings["build"] - build_before_solve)
+        rebuild_seconds = self.timings["build"] - build_before_solve
+        self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
         if self.incumbent is None:
             raise NoSolutionError(
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "

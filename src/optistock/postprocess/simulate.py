@@ -339,11 +339,3 @@ def _simulate_stock(
         index=index,
     )
     return inventory.reset_index()
-
-
-def storage_volume(problem: ProblemData, inventory: pd.DataFrame) -> pd.DataFrame:
-    """Volume used per warehouse and period (for reports)."""
-    volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"])
-    used = volume.groupby([inventory["warehouse"], inventory["period"]]).sum().rename("volume").reset_index()
-    used["capacity"] = used["warehouse"].map(problem.warehouses["capacity"])
-    return used

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import SupportsFloat, cast
 
@@ -51,30 +52,19 @@ class ProblemData:
     def price_schedule(self, supplier: str, sku: str) -> list[tuple[int, float]]:
         """(min_quantity, unit_price) steps of an offer, ascending, starting with (0, list price)."""
         steps = [(0, float(cast(SupportsFloat, self.offers.at[(supplier, sku), "unit_price"])))]
-        if (supplier, sku) in self._break_groups:
-            steps.extend(self._break_groups[(supplier, sku)])
+        steps.extend(self.price_breaks_by_offer.get((supplier, sku), []))
         return steps
 
-    def unit_price(self, supplier: str, sku: str, quantity: float) -> float:
-        """All-units price: the highest break whose min_quantity ≤ quantity, else the offer's price."""
-        price = 0.0
-        for min_quantity, step_price in self.price_schedule(supplier, sku):
-            if quantity + 1e-9 >= min_quantity:
-                price = step_price
-        return price
-
-    @property
-    def _break_groups(self) -> dict[tuple[str, str], list[tuple[int, float]]]:
-        cached: dict[tuple[str, str], list[tuple[int, float]]] | None = getattr(self, "_break_cache", None)
-        if cached is None:
-            cached = {}
-            for key, price in self.price_breaks["unit_price"].items():
-                supplier, sku, min_quantity = cast(tuple[str, str, int], key)
-                cached.setdefault((supplier, sku), []).append((int(min_quantity), float(price)))
-            for steps in cached.values():
-                steps.sort()
-            self._break_cache = cached
-        return cached
+    @cached_property
+    def price_breaks_by_offer(self) -> dict[tuple[str, str], list[tuple[int, float]]]:
+        """(min_quantity, unit_price) breaks of each offer that has any, ascending."""
+        grouped: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for key, price in self.price_breaks["unit_price"].items():
+            supplier, sku, min_quantity = cast(tuple[str, str, int], key)
+            grouped.setdefault((supplier, sku), []).append((int(min_quantity), float(price)))
+        for steps in grouped.values():
+            steps.sort()
+        return grouped
 
 
 def _frame(tables: dict[str, RawTable], name: str) -> pd.DataFrame:
