@@ -186,7 +186,7 @@ class HighsSession:
             results.solution_loader.load_vars()
         objective = results.incumbent_objective if has_solution else None
         bound = results.objective_bound
-        logger.info(
+        logger.debug(
             "HiGHS %s: %s (%s), objective %s, bound %s, %.2fs",
             self.version,
             status.value,

@@ -149,6 +149,13 @@ class Optimiser:
             method = "fix-and-optimize + milp"
             self._improve_by_sku_groups(lp_bound)
         result = self._solve_full(model, session, sets)
+        logger.info(
+            "full MILP: %s (%s), objective %s, bound %s",
+            result.status.value,
+            result.termination,
+            result.objective,
+            result.best_bound,
+        )
         # models rebuilt while solving (sub-problems, stock-sign rounds) count as build time, not solve time
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
