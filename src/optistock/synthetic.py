@@ -25,13 +25,14 @@ Modelling choices (units: currency units, volume in litres, periods in weeks):
   forecast error of the generating model (Poisson noise plus a per-SKU
   multiplicative error of 15-45% for regular items).
 * Holding cost is 20-30% of the price per year (per week); shortage cost is
-  5-30% of the price per week.
+  25-75% of the price per week (a unit short for a few weeks costs more
+  than buying it, so plans do not give up on demand near the end of the horizon).
 * Pack sizes (``order_multiple``) come from the usual pack sizes, larger for
   cheap, small items, and never much larger than a few weeks of demand.
 * Warehouse capacity covers 4-8 weeks of average demand volume, and always
   leaves room above the fixed inputs (initial stock plus open orders) plus the
   largest minimum order.
-* Budgets are 110-140% of the average expected purchase spend per period (and
+* Budgets are 120-160% of the average expected purchase spend per period (and
   never below 1.5 times the most expensive single minimum order).
 """
 
@@ -185,7 +186,7 @@ def generate_instance(size: InstanceSize, seed: int) -> dict[str, pd.DataFrame]:
     unit_volume = np.round(np.clip(np.exp(np.log(1.5) + 0.9 * z_volume + 0.35 * z_price), 0.02, 150.0), 3)
     holding_rate = rng.uniform(0.20, 0.30, n) / _WEEKS_PER_YEAR
     holding_cost = np.maximum(np.round(base_price * holding_rate, 4), 0.0001)
-    shortage_cost = np.maximum(np.round(base_price * rng.uniform(0.05, 0.30, n), 2), 0.01)
+    shortage_cost = np.maximum(np.round(base_price * rng.uniform(0.25, 0.75, n), 2), 0.01)
 
     skus = pd.DataFrame(
         {
@@ -371,7 +372,11 @@ def generate_instance(size: InstanceSize, seed: int) -> dict[str, pd.DataFrame]:
 
     # ------------------------------------------------------------- inventory
     avg_wh_demand = mean.mean(axis=2)  # (n, n_wh)
-    cover = rng.uniform(0.0, 3.0, (n, n_wh)) * (rng.random((n, n_wh)) >= 0.08)
+    # Opening stock covers the SKU's fastest supplier lead time plus 1-4 weeks, as a company that plans
+    # ahead holds; about 8% of the SKU-warehouse pairs start empty.
+    fastest_lead = np.full(n, np.inf)
+    np.minimum.at(fastest_lead, off_sku, lead_time.astype(np.float64))
+    cover = (fastest_lead[:, None] + rng.uniform(1.0, 4.0, (n, n_wh))) * (rng.random((n, n_wh)) >= 0.08)
     on_hand = np.round(avg_wh_demand * cover).astype(np.int64)
     inventory = pd.DataFrame(
         {
@@ -450,7 +455,7 @@ def generate_instance(size: InstanceSize, seed: int) -> dict[str, pd.DataFrame]:
     cheapest_moq_spend = np.full(n, np.inf)
     np.minimum.at(cheapest_moq_spend, off_sku, moq * off_price)
     floor = 1.5 * float(np.max(cheapest_moq_spend))
-    amount = np.maximum(avg_spend * rng.uniform(1.1, 1.4, n_per), floor)
+    amount = np.maximum(avg_spend * rng.uniform(1.2, 1.6, n_per), floor)
     budget = pd.DataFrame({"period": np.arange(n_per, dtype=np.int64), "amount": np.round(amount, 2)})
 
     tables = {

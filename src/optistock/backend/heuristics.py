@@ -10,6 +10,8 @@ plan (in the worst case the empty one) and is handed to HiGHS as a MIP start.
 from __future__ import annotations
 
 import logging
+import math
+from collections import defaultdict
 from typing import SupportsInt, cast
 
 import numpy as np
@@ -74,8 +76,11 @@ def repair_plan(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drop order lines and cut transfers until the plan breaks no rule; returns the kept plan.
 
-    Transfers that ship more than their warehouse has are cut back to what it has; then order lines
-    are dropped, one rule family at a time. In the worst case this ends with the plan that does nothing.
+    Transfers that ship more than their warehouse has are cut back to what it has. Where a supplier's
+    capacity or a period's budget is exceeded, units are moved to the same line a few periods earlier
+    where there is room (they arrive sooner instead of not at all); what cannot be moved, and every
+    other broken rule, is fixed by cutting or dropping lines, one rule family at a time. In the worst
+    case this ends with the plan that does nothing.
     """
     orders = orders.reset_index(drop=True)
     transfers = transfers.reset_index(drop=True)
@@ -101,6 +106,10 @@ def repair_plan(
         offers = problem.offers.reindex(pd.MultiIndex.from_frame(priced[["supplier", "sku"]]))
         priced["_pack"] = offers["order_multiple"].to_numpy()
         priced["_minimum"] = np.maximum(offers["moq"].to_numpy(), offers["order_multiple"].to_numpy())
+        shifted = _shift_earlier(problem, priced)
+        if shifted is not None:
+            orders = shifted
+            continue
         changes = _shrink_lines(problem, priced, evaluation.inventory)
         if not changes:
             break
@@ -109,6 +118,87 @@ def repair_plan(
         orders = orders[orders["quantity"] > 0].reset_index(drop=True)
     logger.info("no valid rounded start plan found; starting from the empty plan")
     return orders.iloc[0:0], transfers.iloc[0:0]
+
+
+SHIFT_PERIODS = 4
+"""How many periods earlier :func:`_shift_earlier` looks for room."""
+
+
+def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame | None:
+    """Move units out of order periods over budget or over a supplier's capacity into earlier periods
+    of the same (supplier, sku, warehouse) that have room; None when nothing could be moved.
+
+    ``orders`` carries ``line_value``, ``_pack`` and ``_minimum`` per line. Moved quantities are whole
+    packs; a line left below its MOQ is moved whole, and a new earlier line gets at least its MOQ.
+    """
+    quantity = orders["quantity"].astype(int).to_numpy().copy()
+    unit_price = (orders["line_value"] / orders["quantity"]).to_numpy()
+    suppliers = orders["supplier"].astype(str).tolist()
+    skus = orders["sku"].astype(str).tolist()
+    warehouses = orders["warehouse"].astype(str).tolist()
+    periods = orders["order_period"].astype(int).tolist()
+    packs = orders["_pack"].astype(int).tolist()
+    minimums = orders["_minimum"].astype(int).tolist()
+    spend = orders.groupby("order_period")["line_value"].sum().to_dict()
+    budget_room = {
+        int(cast(SupportsInt, t)): float(a) - float(spend.get(t, 0.0)) for t, a in problem.budget.items()
+    }
+    units: dict[tuple[str, int], float] = defaultdict(float)
+    for supplier, period, ordered in zip(suppliers, periods, quantity, strict=True):
+        units[(supplier, period)] += float(ordered)
+    capacity = {str(s): float(c) for s, c in problem.suppliers["capacity"].items() if pd.notna(c)}
+    line_at = {key: row for row, key in enumerate(zip(suppliers, skus, warehouses, periods, strict=True))}
+
+    def room(supplier: str, period: int) -> tuple[float, float]:
+        units_room = capacity.get(supplier, math.inf) - units[(supplier, period)]
+        return budget_room.get(period, math.inf), units_room
+
+    added: dict[tuple[str, str, str, int], int] = defaultdict(int)
+    moved_any = False
+    for row in (int(r) for r in np.argsort(-quantity)):
+        supplier, period = suppliers[row], periods[row]
+        budget_excess = -budget_room.get(period, math.inf)
+        units_excess = -room(supplier, period)[1]
+        excess_units = max(budget_excess / max(unit_price[row], 1e-9), units_excess)
+        if excess_units <= 1e-6 or quantity[row] <= 0:
+            continue
+        for earlier in range(period - 1, max(period - 1 - SHIFT_PERIODS, -1), -1):
+            target = (supplier, skus[row], warehouses[row], earlier)
+            existing = quantity[line_at[target]] if target in line_at else added[target]
+            move = round_up(excess_units, packs[row])
+            if existing == 0:
+                move = max(move, round_up(minimums[row], packs[row]))
+            if quantity[row] - move < minimums[row]:
+                move = int(quantity[row])
+            money_room, units_room = room(supplier, earlier)
+            if move <= 0 or move * unit_price[row] > money_room + 1e-6 or move > units_room + 1e-6:
+                continue
+            quantity[row] -= move
+            if target in line_at:
+                quantity[line_at[target]] += move
+            else:
+                added[target] += move
+            value = move * unit_price[row]
+            budget_room[period] = budget_room.get(period, math.inf) + value
+            budget_room[earlier] = budget_room.get(earlier, math.inf) - value
+            units[(supplier, period)] -= move
+            units[(supplier, earlier)] += move
+            moved_any = True
+            break
+    if not moved_any:
+        return None
+    rows = [
+        (supplier, sku, warehouse, period, int(ordered))
+        for supplier, sku, warehouse, period, ordered in zip(
+            suppliers, skus, warehouses, periods, quantity, strict=True
+        )
+    ]
+    rows += [(*key, ordered) for key, ordered in added.items()]
+    merged = pd.DataFrame(rows, columns=["supplier", "sku", "warehouse", "order_period", "quantity"])
+    merged = merged[merged["quantity"] > 0]
+    return merged.groupby(["supplier", "sku", "warehouse", "order_period"], as_index=False).agg(
+        quantity=("quantity", "sum")
+    )
 
 
 def _cut_overdrawn_transfers(
