@@ -78,7 +78,7 @@ def repair_plan(
 
     Transfers that ship more than their warehouse has are cut back to what it has. Where a supplier's
     capacity or a period's budget is exceeded, units are moved to the same line a few periods earlier
-    where there is room (they arrive sooner instead of not at all); what cannot be moved, and every
+    (or, failing that, later) where there is room; what cannot be moved, and every
     other broken rule, is fixed by cutting or dropping lines, one rule family at a time. In the worst
     case this ends with the plan that does nothing.
     """
@@ -106,7 +106,7 @@ def repair_plan(
         offers = problem.offers.reindex(pd.MultiIndex.from_frame(priced[["supplier", "sku"]]))
         priced["_pack"] = offers["order_multiple"].to_numpy()
         priced["_minimum"] = np.maximum(offers["moq"].to_numpy(), offers["order_multiple"].to_numpy())
-        shifted = _shift_earlier(problem, priced)
+        shifted = _shift_in_time(problem, priced)
         if shifted is not None:
             orders = shifted
             continue
@@ -121,15 +121,17 @@ def repair_plan(
 
 
 SHIFT_PERIODS = 4
-"""How many periods earlier :func:`_shift_earlier` looks for room."""
+"""How many periods earlier or later :func:`_shift_in_time` looks for room."""
 
 
-def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame | None:
-    """Move units out of order periods over budget or over a supplier's capacity into earlier periods
-    of the same (supplier, sku, warehouse) that have room; None when nothing could be moved.
+def _shift_in_time(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame | None:
+    """Move units out of order periods over budget or over a supplier's capacity into other periods of
+    the same (supplier, sku, warehouse) that have room — up to ``SHIFT_PERIODS`` earlier first (the units
+    arrive sooner), then later (they arrive late rather than not at all, and still inside the horizon);
+    None when nothing could be moved.
 
     ``orders`` carries ``line_value``, ``_pack`` and ``_minimum`` per line. Moved quantities are whole
-    packs; a line left below its MOQ is moved whole, and a new earlier line gets at least its MOQ.
+    packs; a line left below its MOQ is moved whole, and a new line gets at least its MOQ.
     """
     quantity = orders["quantity"].astype(int).to_numpy().copy()
     unit_price = (orders["line_value"] / orders["quantity"]).to_numpy()
@@ -139,6 +141,7 @@ def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
     periods = orders["order_period"].astype(int).tolist()
     packs = orders["_pack"].astype(int).tolist()
     minimums = orders["_minimum"].astype(int).tolist()
+    arrivals = orders["arrival_period"].astype(int).tolist()
     spend = orders.groupby("order_period")["line_value"].sum().to_dict()
     budget_room = {
         int(cast(SupportsInt, t)): float(a) - float(spend.get(t, 0.0)) for t, a in problem.budget.items()
@@ -162,15 +165,17 @@ def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
         excess_units = max(budget_excess / max(unit_price[row], 1e-9), units_excess)
         if excess_units <= 1e-6 or quantity[row] <= 0:
             continue
-        for earlier in range(period - 1, max(period - 1 - SHIFT_PERIODS, -1), -1):
-            target = (supplier, skus[row], warehouses[row], earlier)
+        latest_order = period + (problem.periods - 1 - arrivals[row])
+        later = range(period + 1, min(period + SHIFT_PERIODS, latest_order) + 1)
+        for other in [*range(period - 1, max(period - 1 - SHIFT_PERIODS, -1), -1), *later]:
+            target = (supplier, skus[row], warehouses[row], other)
             existing = quantity[line_at[target]] if target in line_at else added[target]
             move = round_up(excess_units, packs[row])
             if existing == 0:
                 move = max(move, round_up(minimums[row], packs[row]))
             if quantity[row] - move < minimums[row]:
                 move = int(quantity[row])
-            money_room, units_room = room(supplier, earlier)
+            money_room, units_room = room(supplier, other)
             if move <= 0 or move * unit_price[row] > money_room + 1e-6 or move > units_room + 1e-6:
                 continue
             quantity[row] -= move
@@ -180,9 +185,9 @@ def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
                 added[target] += move
             value = move * unit_price[row]
             budget_room[period] = budget_room.get(period, math.inf) + value
-            budget_room[earlier] = budget_room.get(earlier, math.inf) - value
+            budget_room[other] = budget_room.get(other, math.inf) - value
             units[(supplier, period)] -= move
-            units[(supplier, earlier)] += move
+            units[(supplier, other)] += move
             moved_any = True
             break
     if not moved_any:
@@ -204,9 +209,11 @@ def _shift_earlier(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
 def _cut_overdrawn_transfers(
     problem: ProblemData, transfers: pd.DataFrame, evaluation: PlanEvaluation
 ) -> pd.DataFrame:
-    """Scale the transfers leaving an overdrawn (sku, warehouse, period) down to the stock on hand."""
+    """Scale the transfers leaving an overdrawn (sku, warehouse, period) down to the stock on hand and
+    ship what was cut one period later instead (while it still arrives inside the horizon)."""
     available = evaluation.inventory.set_index(["sku", "warehouse", "period"])["end_stock"]
     transfers = transfers.copy()
+    delayed: list[tuple[str, str, str, int, int]] = []
     for sku, warehouse, period in evaluation.overdrawn:
         leaving = (
             (transfers["sku"] == sku)
@@ -221,7 +228,21 @@ def _cut_overdrawn_transfers(
         if total <= 0:
             continue
         share = max(on_hand, 0.0) / total
-        transfers.loc[leaving, "quantity"] = (transfers.loc[leaving, "quantity"] * share).astype(int)
+        before = transfers.loc[leaving, "quantity"].astype(int)
+        after = (before * share).astype(int)
+        transfers.loc[leaving, "quantity"] = after
+        for row in before.index:
+            destination = str(transfers.at[row, "to_warehouse"])
+            lead = int(cast(SupportsInt, problem.transfer_links.at[(warehouse, destination), "lead_time"]))
+            if int(before[row]) > int(after[row]) and period + 1 + lead <= problem.periods - 1:
+                delayed.append((sku, warehouse, destination, period + 1, int(before[row]) - int(after[row])))
+    if delayed:
+        extra = pd.DataFrame(
+            delayed, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+        )
+        transfers = pd.concat([transfers[extra.columns], extra], ignore_index=True)
+        keys = ["sku", "from_warehouse", "to_warehouse", "ship_period"]
+        transfers = transfers.groupby(keys, as_index=False).agg(quantity=("quantity", "sum"))
     return transfers[transfers["quantity"] > 0].reset_index(drop=True)
 
 
