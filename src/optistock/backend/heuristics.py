@@ -2,9 +2,10 @@
 
 The MILP alone can spend its whole time limit at the root node of large instances without finding
 any plan (the plan that orders nothing is feasible but the solver's heuristics rarely try it). This
-module turns the LP relaxation's order quantities into whole, MOQ- and pack-respecting lines, then
-removes lines until the independent re-simulation reports no broken rule. The result is always a valid
-plan (in the worst case the empty one) and is handed to HiGHS as a MIP start.
+module turns an LP solution's order quantities and transfers into whole, MOQ- and pack-respecting ones,
+then repairs the plan — delaying transfers, moving units between periods, cutting lines — until the
+independent re-simulation reports no broken rule. The result is always a valid plan (in the worst case
+the empty one); the best one is handed to HiGHS as a MIP start.
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def round_lp_transfers(lp_transfer: dict[tuple, float]) -> pd.DataFrame:
 def repair_plan(
     problem: ProblemData, orders: pd.DataFrame, transfers: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop order lines and cut transfers until the plan breaks no rule; returns the kept plan.
+    """Change order lines and transfers until the plan breaks no rule; returns the repaired plan.
 
-    Transfers that ship more than their warehouse has are cut back to what it has. Where a supplier's
+    Transfers that ship more than their warehouse has are cut back to what it has and the rest is
+    shipped a period later. Where a supplier's
     capacity or a period's budget is exceeded, units are moved to the same line a few periods earlier
     (or, failing that, later) where there is room; what cannot be moved, and every
     other broken rule, is fixed by cutting or dropping lines, one rule family at a time. In the worst
