@@ -128,7 +128,7 @@ def instances(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     return tables, periods
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_written_plan_obeys_every_rule_and_reproduces_its_cost(case: tuple[dict[str, Any], int]) -> None:
     tables, periods = case
@@ -261,7 +261,7 @@ def tiny_instances(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     return tables, periods
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
 def test_optimum_matches_exhaustive_enumeration(case: tuple[dict[str, Any], int]) -> None:
     tables, periods = case
