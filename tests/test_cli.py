@@ -124,6 +124,17 @@ def test_cli_flags_override_solver_settings(scenario: Path, tmp_path: Path) -> N
     assert "time_limit: 12" in resolved
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--time-limit", "-5"), ("--mip-gap", "2"), ("--threads", "0")])
+def test_out_of_range_solver_flags_are_bad_input(
+    scenario: Path, tmp_path: Path, flag: str, value: str
+) -> None:
+    out = tmp_path / "plan"
+    result = run("run", str(scenario), "--out", str(out), flag, value)
+    assert result.exit_code == 2
+    assert flag in result.stderr
+    assert not out.exists()
+
+
 def test_parquet_tables_give_the_same_plan_as_csv(scenario: Path, tmp_path: Path) -> None:
     data = scenario.parent / "data"
     parquet_case = tmp_path / "parquet"

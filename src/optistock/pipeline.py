@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
 from optistock.backend.strategy import Optimiser
+from optistock.errors import InputError
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
 from optistock.preprocess.data import ProblemData, load_problem
@@ -44,7 +47,12 @@ class RunResult:
 def with_overrides(problem: ProblemData, **overrides: Any) -> SolverSettings:
     """The scenario's solver settings with the given (non-None) values replaced."""
     updates = {key: value for key, value in overrides.items() if value is not None}
-    return problem.scenario.solver.model_copy(update=updates)
+    try:
+        return SolverSettings.model_validate({**problem.scenario.solver.model_dump(), **updates})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-")
+        raise InputError(f"{first['msg']} (got {first.get('input')!r})", field=flag) from exc
 
 
 def solve_problem(problem: ProblemData, settings: SolverSettings) -> RunResult:
