@@ -293,7 +293,7 @@ class Optimiser:
         """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent."""
         assert self.incumbent is not None
         stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit
-        skus = _sku_order(self.problem, self.incumbent)
+        skus = _sku_order(self.problem)
         sub_settings = self.settings.model_copy(update={"mip_gap": min(self.settings.mip_gap / 4, 1e-3)})
         for cycle in range(20):
             improved = False
@@ -353,7 +353,7 @@ class Optimiser:
         return self._offer(candidate)
 
 
-def _sku_order(problem: ProblemData, plan: PlanEvaluation) -> list[str]:
+def _sku_order(problem: ProblemData) -> list[str]:
     """SKUs grouped by their main supplier (so joint order costs are optimised together), then by name."""
     offers = problem.offers.reset_index()
     cheapest = offers.sort_values("unit_price").groupby("sku")["supplier"].first()

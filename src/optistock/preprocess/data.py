@@ -44,7 +44,6 @@ class ProblemData:
     on_hand: pd.Series  # index (sku, warehouse): stock at the start of period 0
     open_orders: pd.DataFrame  # supplier, sku, warehouse, arrival_period, quantity (inside the horizon)
     budget: pd.Series  # index period: amount
-    lanes_given: bool = True
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     """The canonical input tables exactly as solved (written to a run's ``inputs/``)."""
     warnings: list[str] = field(default_factory=list)
@@ -110,8 +109,7 @@ def build_problem(loaded: LoadedScenario) -> ProblemData:
     price_breaks = _frame(tables, "price_breaks").astype({"min_quantity": np.int64})
     price_breaks = price_breaks.set_index(["supplier", "sku", "min_quantity"]).sort_index()
 
-    lanes_given = "lanes" in tables
-    if lanes_given:
+    if "lanes" in tables:
         lanes = _frame(tables, "lanes").set_index(["supplier", "warehouse"]).sort_index()
     else:
         index = pd.MultiIndex.from_product(
@@ -153,7 +151,6 @@ def build_problem(loaded: LoadedScenario) -> ProblemData:
         on_hand=on_hand,
         open_orders=open_orders,
         budget=budget,
-        lanes_given=lanes_given,
         tables=canonical,
         warnings=warnings,
     )
