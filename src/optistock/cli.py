@@ -1,64 +1,24 @@
 """The ``optistock`` command line. It only orchestrates the pipeline in :mod:`optistock.pipeline`.
 
 Exit codes: 0 plan written; 1 unexpected error (a bug: ``--debug`` shows the traceback);
-2 bad input (scenario YAML or an input table); 3 hard constraints cannot be met;
-4 no plan found within the time limit.
+2 bad input (scenario YAML, an input table, a store that cannot be used, a refused purchase-order
+command); 3 hard constraints cannot be met; 4 no plan found within the time limit; 6 a purchase order
+changed since it was read.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from optistock import __version__
-from optistock.errors import ExitCode, OptistockError
+from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors
+from optistock.cli_po import po
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
-
-logger = logging.getLogger("optistock")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  plan written
-  1  unexpected error (use --debug for the traceback)
-  2  bad input: scenario YAML or an input table (file, line and field are named)
-  3  hard constraints cannot be met (the constraint, warehouse and period are named)
-  4  no plan found within the time limit
-"""
-
-
-def handle_errors(command: F) -> F:
-    """One clear line on stderr and a documented exit code for every error; traceback with --debug."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return command(*args, **kwargs)
-        except OptistockError as exc:
-            if debug:
-                logger.exception("failed")
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(int(exc.exit_code))
-        except click.exceptions.Exit:
-            raise
-        except Exception as exc:
-            if debug:
-                raise
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True
-            )
-            sys.exit(int(ExitCode.UNEXPECTED))
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(epilog=EXIT_CODES_HELP)
@@ -75,6 +35,8 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if verbose < 2:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -86,6 +48,18 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--mip-gap", type=float, help="Relative MIP gap to stop at (overrides solver.mip_gap).")
 @click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
 @click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Store the run and its purchase orders as proposals (see `optistock po`); older proposals "
+    "of the same scenario that were never approved become superseded.",
+)
+@db_option
+@click.option(
+    "--no-firm-orders",
+    is_flag=True,
+    help="Do not read approved and sent purchase orders from the store as open orders.",
+)
 @handle_errors
 def run(
     scenario: Path,
@@ -94,6 +68,9 @@ def run(
     mip_gap: float | None,
     threads: int | None,
     seed: int | None,
+    record: bool,
+    db: str | None,
+    no_firm_orders: bool,
 ) -> None:
     """Plan purchases and transfers for SCENARIO and write the plan to --out.
 
@@ -101,10 +78,32 @@ def run(
     Example:
       optistock run scenarios/demo/base.yaml --out runs/base --time-limit 30
 
+      optistock run scenarios/demo/base.yaml --out runs/base --record --db sqlite:///plans.db
+
     Writes orders.csv, purchase_orders.csv, transfer_plan.csv, inventory_plan.csv, summary.json and the
     resolved inputs/ to --out, atomically: on any error nothing is written.
+
+    With --record or --db, approved and sent purchase orders of earlier runs of the same scenario are
+    read from the store as open orders (firm commitments; their spend is taken off the budget), so
+    the plan never orders the same goods twice. With --record the run is stored in one transaction
+    that commits only once --out is complete.
     """
-    result = run_scenario(scenario, out, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
+    store = connect(db) if (record or db) else None
+    try:
+        result = run_scenario(
+            scenario,
+            out,
+            store=store,
+            record=record,
+            firm_orders=not no_firm_orders,
+            time_limit=time_limit,
+            mip_gap=mip_gap,
+            threads=threads,
+            seed=seed,
+        )
+    finally:
+        if store is not None:
+            store.close()
     summary = result.summary
     gap = summary["gap"]
     gap_text = "n/a" if gap is None else f"{100 * gap:.3f}%"
@@ -113,6 +112,19 @@ def run(
         f"{summary['plan']['purchase_orders']} purchase orders, {summary['plan']['order_lines']} lines, "
         f"{summary['plan']['transfers']} transfers -> {out}"
     )
+    firm = summary.get("firm_orders")
+    if firm and firm["lines"]:
+        click.echo(
+            f"firm orders: {firm['lines_pending']} lines of {len(firm['purchase_orders'])} approved/sent "
+            "purchase orders taken as open orders"
+        )
+    stored = summary.get("store")
+    if stored:
+        click.echo(
+            f"recorded as run {stored['run_id']}: {stored['purchase_orders_proposed']} purchase orders "
+            f"proposed, {len(stored['superseded_purchase_orders'])} older proposals superseded "
+            f"(review with `optistock po list --run {stored['run_id']}`)"
+        )
     for warning in summary["warnings"]:
         click.echo(f"warning: {warning}", err=True)
 
@@ -135,3 +147,6 @@ def check(scenario: Path) -> None:
         f"{len(problem.suppliers)} suppliers, "
         f"{len(problem.offers)} offers, {problem.periods} periods"
     )
+
+
+main.add_command(po)

@@ -8,6 +8,7 @@ Exit codes (documented in README and ``optistock --help``):
 2     bad input: scenario YAML or an input table
 3     hard constraints cannot be met (the message names them)
 4     no plan found within the time limit
+6     conflict: a purchase order changed since it was read; nothing was changed, re-read and retry
 ====  ==========================================================
 """
 
@@ -22,6 +23,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     INFEASIBLE = 3
     NO_SOLUTION = 4
+    CONFLICT = 6
 
 
 class OptistockError(Exception):
@@ -75,3 +77,21 @@ class NoSolutionError(OptistockError):
     """The solver found no plan within its time limit."""
 
     exit_code = ExitCode.NO_SOLUTION
+
+
+class StoreError(OptistockError):
+    """The store (database) cannot be used: cannot be opened, newer schema, bad URL."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class WorkflowError(OptistockError):
+    """A purchase-order command that is not allowed: unknown id, illegal transition, bad quantity."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConflictError(OptistockError):
+    """Someone else changed the purchase order in between; nothing was changed."""
+
+    exit_code = ExitCode.CONFLICT

@@ -5,8 +5,12 @@ The CLI only orchestrates these; tests and benchmarks call them directly.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +20,15 @@ from pydantic import ValidationError
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
 from optistock.backend.strategy import Optimiser
-from optistock.errors import InputError
+from optistock.errors import InputError, StoreError
+from optistock.postprocess.explain import explain_lines
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
-from optistock.preprocess.data import ProblemData, load_problem
-from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario
+from optistock.preprocess.commitments import Commitments
+from optistock.preprocess.data import ProblemData, build_problem
+from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario, load_scenario
+from optistock.store.database import Store, display_url
+from optistock.store.records import firm_order_lines, record_run
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ class RunResult:
     method: str = "milp"
     history: list[dict[str, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    commitments: Commitments | None = None
+    """Firm purchase orders from the store that this run took as given (``None``: no store used)."""
 
     @property
     def objective(self) -> float:
@@ -70,13 +80,14 @@ def solve_problem(problem: ProblemData, settings: SolverSettings) -> RunResult:
     )
 
 
-def build_summary(run: RunResult, settings: SolverSettings) -> dict[str, Any]:
+def build_summary(run: RunResult, settings: SolverSettings, input_hash: str | None = None) -> dict[str, Any]:
     evaluation, result = run.evaluation, run.solve
     objective = evaluation.total_cost
     gap = relative_gap(objective, result.best_bound)
     inventory = evaluation.inventory
     return {
         "scenario": run.problem.scenario.name,
+        "input_hash": input_hash,
         "status": result.status.value,
         "termination": result.termination,
         "objective": objective,
@@ -107,12 +118,22 @@ def build_summary(run: RunResult, settings: SolverSettings) -> dict[str, Any]:
         },
         "plan_check": {"valid": evaluation.is_valid, "violations": evaluation.violations},
         "warnings": run.problem.warnings,
+        "firm_orders": None if run.commitments is None else run.commitments.applied,
         "optistock_version": __version__,
     }
 
 
-def write_run(run: RunResult, settings: SolverSettings, out: Path) -> None:
-    """Write the plan tables, the resolved inputs and ``summary.json`` to ``out`` atomically."""
+SummaryHook = Callable[[dict[str, Any]], dict[str, Any]]
+"""Called with the summary just before ``summary.json`` is written; returns keys to add to it."""
+
+
+def write_run(
+    run: RunResult, settings: SolverSettings, out: Path, before_summary: SummaryHook | None = None
+) -> None:
+    """Write the plan tables, the resolved inputs and ``summary.json`` to ``out`` atomically.
+
+    ``before_summary`` runs inside the atomic write: if it raises, nothing is written.
+    """
 
     def fill(folder: Path) -> None:
         started = time.perf_counter()
@@ -123,10 +144,21 @@ def write_run(run: RunResult, settings: SolverSettings, out: Path) -> None:
         write_csv(evaluation.inventory, folder / "inventory_plan.csv")
         write_inputs(run.problem, settings, folder / "inputs")
         run.timings["write"] = time.perf_counter() - started
-        run.summary = build_summary(run, settings)
+        run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
+        if before_summary is not None:
+            run.summary.update(before_summary(run.summary))
         write_json(run.summary, folder / "summary.json")
 
     write_folder_atomically(out, fill)
+
+
+def hash_folder(folder: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file in ``folder`` (sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -> None:
@@ -139,16 +171,93 @@ def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -
     dump_scenario(resolved, folder / "scenario.yaml")
 
 
-def run_scenario(scenario_path: Path, out: Path | None = None, **solver_overrides: Any) -> RunResult:
-    """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario."""
+def run_scenario(
+    scenario_path: Path,
+    out: Path | None = None,
+    *,
+    store: Store | None = None,
+    record: bool = False,
+    firm_orders: bool = True,
+    **solver_overrides: Any,
+) -> RunResult:
+    """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario.
+
+    With a ``store``, approved and sent purchase orders of earlier runs of the same scenario are
+    inputs (unless ``firm_orders`` is false; see :mod:`optistock.preprocess.commitments`); with
+    ``record`` the run and its purchase orders are stored as proposals, in one transaction that
+    commits only after the output folder is complete.
+    """
+    if record and (store is None or out is None):
+        raise ValueError("recording a run needs a store and an output folder")
+    started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
-    problem = load_problem(scenario_path)
+    loaded = load_scenario(scenario_path)
+    commitments = None
+    if store is not None and firm_orders:
+        with store.transaction() as session:
+            lines = firm_order_lines(session, loaded.scenario.name)
+        commitments = Commitments(lines, display_url(store.url))
+    problem = build_problem(loaded, commitments)
     load_seconds = time.perf_counter() - started
     settings = with_overrides(problem, **solver_overrides)
     run = solve_problem(problem, settings)
+    run.commitments = commitments
     run.timings = {"load": load_seconds, **run.timings}
-    if out is not None:
-        write_run(run, settings, out)
-    else:
+    if out is None:
         run.summary = build_summary(run, settings)
+    elif record:
+        assert store is not None
+        _write_and_record(run, settings, out, store, started_at)
+    else:
+        write_run(run, settings, out)
     return run
+
+
+def _write_and_record(
+    run: RunResult, settings: SolverSettings, out: Path, store: Store, started_at: dt.datetime
+) -> None:
+    explanations = explain_lines(run.problem, run.evaluation)
+    used = run.commitments.lines if run.commitments is not None else None
+    with store.session() as session:
+
+        def record(summary: dict[str, Any]) -> dict[str, Any]:
+            stored = record_run(
+                session,
+                run.problem,
+                summary,
+                run.evaluation.orders,
+                run.evaluation.purchase_orders,
+                explanations,
+                out,
+                started_at,
+            )
+            extra: dict[str, Any] = {
+                "store": {
+                    "url": display_url(store.url),
+                    "run_id": stored.run_id,
+                    "purchase_orders_proposed": stored.purchase_orders,
+                    "superseded_purchase_orders": stored.superseded,
+                }
+            }
+            if used is not None:
+                now = firm_order_lines(session, run.problem.scenario.name)
+                if not _same_lines(now, used):
+                    message = (
+                        "purchase orders were approved, rejected or edited while this run was solving; "
+                        "its plan does not reflect them: re-run to take them into account"
+                    )
+                    logger.warning(message)
+                    extra["warnings"] = [*summary["warnings"], message]
+            return extra
+
+        write_run(run, settings, out, before_summary=record)
+        try:
+            session.commit()
+        except Exception as exc:
+            shutil.rmtree(out, ignore_errors=True)
+            raise StoreError(f"store {display_url(store.url)}: could not record the run ({exc})") from exc
+
+
+def _same_lines(a: Any, b: Any) -> bool:
+    columns = ["purchase_order_id", "sku", "quantity"]
+    return bool(a[columns].reset_index(drop=True).equals(b[columns].reset_index(drop=True)))

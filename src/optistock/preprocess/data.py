@@ -17,6 +17,7 @@ from optistock.preprocess.checks import (
     rows_beyond_horizon,
     usability_warnings,
 )
+from optistock.preprocess.commitments import Commitments, apply_commitments
 from optistock.preprocess.scenario import LoadedScenario, Scenario, load_scenario
 from optistock.preprocess.tables import TABLES, RawTable, read_tables
 
@@ -77,22 +78,26 @@ def _frame(tables: dict[str, RawTable], name: str) -> pd.DataFrame:
 _ID_COLUMNS = {name: {c.name for c in spec.columns if c.kind.name == "ID"} for name, spec in TABLES.items()}
 
 
-def load_problem(scenario_path: Path) -> ProblemData:
+def load_problem(scenario_path: Path, commitments: Commitments | None = None) -> ProblemData:
     """Load the scenario and its tables, validate everything, and build :class:`ProblemData`."""
     loaded = load_scenario(scenario_path)
-    return build_problem(loaded)
+    return build_problem(loaded, commitments)
 
 
-def build_problem(loaded: LoadedScenario) -> ProblemData:
+def build_problem(loaded: LoadedScenario, commitments: Commitments | None = None) -> ProblemData:
+    """Validated, indexed inputs; ``commitments`` (firm purchase orders from the store) are added as
+    open orders and deducted from the budget first (see :mod:`optistock.preprocess.commitments`)."""
     scenario = loaded.scenario
     periods = scenario.horizon.periods
     tables = read_tables(loaded.data_dir)
+    warnings: list[str] = []
+    if commitments is not None:
+        warnings += apply_commitments(tables, commitments, scenario.horizon)
     check_references(tables)
     check_periods_not_negative(tables["demand"], "period")
     if "budget" in tables:
         check_periods_not_negative(tables["budget"], "period")
 
-    warnings: list[str] = []
     warnings += rows_beyond_horizon(tables["demand"], "period", periods)
     if "open_orders" in tables:
         warnings += rows_beyond_horizon(tables["open_orders"], "arrival_period", periods)

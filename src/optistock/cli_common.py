@@ -1,0 +1,88 @@
+"""What every ``optistock`` command shares: error handling, exit codes, the ``--db`` option, tables."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from optistock.errors import ExitCode, OptistockError
+from optistock.store.database import DB_ENV, Store, open_store
+
+logger = logging.getLogger("optistock")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  plan written
+  1  unexpected error (use --debug for the traceback)
+  2  bad input: scenario YAML or an input table (file, line and field are named)
+  3  hard constraints cannot be met (the constraint, warehouse and period are named)
+  4  no plan found within the time limit
+  6  conflict: a purchase order changed since it was read (nothing changed; retry)
+"""
+
+
+def handle_errors(command: F) -> F:
+    """One clear line on stderr and a documented exit code for every error; traceback with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except OptistockError as exc:
+            if debug:
+                logger.exception("failed")
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(int(exc.exit_code))
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", err=True
+            )
+            sys.exit(int(ExitCode.UNEXPECTED))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_option(command: F) -> F:
+    """``--db URL``: the store (default ``$OPTISTOCK_DB``, else ``optistock.db`` here)."""
+    return click.option(
+        "--db",
+        "db",
+        metavar="URL",
+        help=f"Store database as an SQLAlchemy URL (default: ${DB_ENV}, else sqlite:///optistock.db here).",
+    )(command)
+
+
+def connect(db: str | None) -> Store:
+    return open_store(db)
+
+
+def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
+    """A readable table on stdout (plain text when not on a terminal)."""
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if pd.isna(value) else _cell(value) for value in row))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value != int(value) or abs(value) >= 1000 else f"{value:g}"
+    return str(value)
