@@ -60,3 +60,31 @@ def scenario_factory(tmp_path: Path) -> Callable[..., Path]:
         return write_scenario(tmp_path / f"s{next(counter)}", merged, periods, solver)
 
     return make
+
+
+PG_URL_ENV = "OPTISTOCK_TEST_PG_URL"
+"""A PostgreSQL URL for the store tests (``.ci/run`` starts a server and sets it); unset: SQLite only."""
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store: an SQLite file, or the PostgreSQL test database emptied (skipped without one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    import os
+
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL store tests need {PG_URL_ENV} (set by .ci/run)")
+    _reset_postgres(url)
+    return url
