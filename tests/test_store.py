@@ -162,3 +162,43 @@ def test_a_newer_run_supersedes_only_unapproved_proposals_of_the_same_scenario(
     assert all(status[i] == "proposed" for i in other_ids)
     assert len(notes) == len(proposed) and all("run 3" in note for note in notes)
     store.close()
+
+
+def test_stores_opened_at_the_same_moment_are_migrated_once(store_url: str) -> None:
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def open_concurrently() -> None:
+        barrier.wait()
+        try:
+            open_store(store_url).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_concurrently) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    engine = create_engine(store_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_database_with_clashing_tables_but_no_optistock_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE runs (id INTEGER PRIMARY KEY, note TEXT)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="holds other tables"):
+        open_store(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        tables = connection.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars().all()
+    engine.dispose()
+    assert tables == ["runs"]

@@ -36,7 +36,7 @@ def po() -> None:
     """Review the purchase orders recorded runs proposed, decide on them and send them.
 
     \b
-    Workflow:
+    Example (the whole workflow):
       optistock run scenarios/demo/base.yaml --out runs/base --record
       optistock po list --status proposed
       optistock po show 17

@@ -207,13 +207,13 @@ def run_scenario(
         run.summary = build_summary(run, settings)
     elif record:
         assert store is not None
-        _write_and_record(run, settings, out, store, started_at)
+        write_and_record(run, settings, out, store, started_at)
     else:
         write_run(run, settings, out)
     return run
 
 
-def _write_and_record(
+def write_and_record(
     run: RunResult, settings: SolverSettings, out: Path, store: Store, started_at: dt.datetime
 ) -> None:
     explanations = explain_lines(run.problem, run.evaluation)

@@ -159,7 +159,10 @@ def _migrate(engine: Engine, shown: str) -> None:
         if current == head:
             return
         if current is None and _has_foreign_tables(connection):
-            raise StoreError(f"store {shown}: the database holds other tables and no optistock schema")
+            raise StoreError(
+                f"store {shown}: the database holds other tables named like optistock's but no optistock "
+                "schema; use another database"
+            )
         logger.info("store %s: upgrading schema %s -> %s", shown, current or "(empty)", head)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
