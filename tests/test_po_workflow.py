@@ -376,3 +376,20 @@ def test_bad_workflow_commands_give_one_clear_message_and_change_nothing(
     assert "Traceback" not in result.output
     assert status_and_version(store, 1) == before
     store.close()
+
+
+def test_the_store_defaults_to_optistock_db_here_or_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPTISTOCK_DB", raising=False)
+    scenario = write_procurement(tmp_path / "scenario")
+    assert cli("run", str(scenario), "--out", "run", "--record").exit_code == 0
+    assert (tmp_path / "optistock.db").is_file()
+    assert "1000.0" in cli("po", "list", "--format", "csv").output
+    elsewhere = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("OPTISTOCK_DB", f"sqlite:///{elsewhere}")
+    from optistock.store.workflow import LIST_COLUMNS
+
+    assert cli("po", "list", "--format", "csv").output.strip() == ",".join(LIST_COLUMNS)  # new, empty
+    assert elsewhere.is_file()
