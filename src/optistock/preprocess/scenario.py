@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
@@ -14,6 +14,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
 from optistock.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -115,11 +117,12 @@ def _describe_validation_error(err: ValidationError, document: Any, file: str) -
     return InputError(message, file=file, line=_line_of(document, loc), field=field)
 
 
-def load_scenario(path: Path) -> LoadedScenario:
-    """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
+def read_yaml_mapping(path: Path, what: str = "scenario") -> CommentedMap:
+    """Parse a YAML file whose top level is a mapping, keeping line numbers; errors are
+    :class:`InputError` with the file and line."""
     file = str(path)
     if not path.is_file():
-        raise InputError("scenario file not found", file=file)
+        raise InputError(f"{what} file not found", file=file)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -142,11 +145,28 @@ def load_scenario(path: Path) -> LoadedScenario:
             line=text.count("\n", 0, exc.position) + 1,
         ) from exc
     if not isinstance(document, CommentedMap):
-        raise InputError("the scenario must be a YAML mapping of keys to values", file=file, line=1)
+        raise InputError(f"the {what} must be a YAML mapping of keys to values", file=file, line=1)
+    return document
+
+
+def validate_document(model: type[M], document: CommentedMap, file: str) -> M:
+    """``model`` validated from a parsed YAML mapping; the first error names its key and line."""
     try:
-        scenario = Scenario.model_validate(_to_plain(document))
+        return model.model_validate(_to_plain(document))
     except ValidationError as exc:
         raise _describe_validation_error(exc, document, file) from exc
+
+
+def line_of(document: CommentedMap, *keys: int | str) -> int | None:
+    """1-based line of ``keys`` (a path into the document) in its YAML file."""
+    return _line_of(document, keys)
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
+    file = str(path)
+    document = read_yaml_mapping(path)
+    scenario = validate_document(Scenario, document, file)
     data_dir = (path.parent / scenario.data).resolve()
     if not data_dir.is_dir():
         raise InputError(
