@@ -3,7 +3,7 @@
 Exit codes: 0 plan written; 1 unexpected error (a bug: ``--debug`` shows the traceback);
 2 bad input (scenario YAML, an input table, a store that cannot be used, a refused purchase-order
 command); 3 hard constraints cannot be met; 4 no plan found within the time limit; 6 a purchase order
-changed since it was read.
+changed since it was read; 5 (``batch``) another batch holds the lock.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from optistock import __version__
+from optistock.cli_batch import batch
 from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors
 from optistock.cli_po import po
 from optistock.pipeline import run_scenario
@@ -150,3 +151,4 @@ def check(scenario: Path) -> None:
 
 
 main.add_command(po)
+main.add_command(batch)

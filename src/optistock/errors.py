@@ -8,6 +8,7 @@ Exit codes (documented in README and ``optistock --help``):
 2     bad input: scenario YAML or an input table
 3     hard constraints cannot be met (the message names them)
 4     no plan found within the time limit
+5     another batch holds the lock on the store (``optistock batch``)
 6     conflict: a purchase order changed since it was read; nothing was changed, re-read and retry
 ====  ==========================================================
 """
@@ -23,6 +24,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     INFEASIBLE = 3
     NO_SOLUTION = 4
+    LOCKED = 5
     CONFLICT = 6
 
 
@@ -95,3 +97,9 @@ class ConflictError(OptistockError):
     """Someone else changed the purchase order in between; nothing was changed."""
 
     exit_code = ExitCode.CONFLICT
+
+
+class LockedError(OptistockError):
+    """Another nightly batch holds the store's batch lock."""
+
+    exit_code = ExitCode.LOCKED

@@ -10,11 +10,12 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import ValidationError
 
 from optistock import __version__
@@ -65,10 +66,17 @@ def with_overrides(problem: ProblemData, **overrides: Any) -> SolverSettings:
         raise InputError(f"{first['msg']} (got {first.get('input')!r})", field=flag) from exc
 
 
-def solve_problem(problem: ProblemData, settings: SolverSettings) -> RunResult:
+def solve_problem(
+    problem: ProblemData,
+    settings: SolverSettings,
+    start_plans: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = (),
+) -> RunResult:
     """Build, solve and re-simulate (see :mod:`optistock.backend.strategy`); raises
-    :class:`InfeasibleError` or :class:`NoSolutionError` when there is no plan to write."""
-    outcome = Optimiser(problem, settings).run()
+    :class:`InfeasibleError` or :class:`NoSolutionError` when there is no plan to write.
+
+    ``start_plans`` (orders, transfers) compete with the engine's own start plans, so the result is
+    never worse than the best of them after repair."""
+    outcome = Optimiser(problem, settings, start_plans).run()
     return RunResult(
         problem,
         outcome.result,
@@ -134,22 +142,34 @@ def write_run(
 
     ``before_summary`` runs inside the atomic write: if it raises, nothing is written.
     """
+    write_folder_atomically(out, lambda folder: fill_run_folder(run, settings, folder, before_summary))
 
-    def fill(folder: Path) -> None:
-        started = time.perf_counter()
-        evaluation = run.evaluation
-        write_csv(evaluation.orders, folder / "orders.csv")
-        write_csv(evaluation.purchase_orders, folder / "purchase_orders.csv")
-        write_csv(evaluation.transfers, folder / "transfer_plan.csv")
-        write_csv(evaluation.inventory, folder / "inventory_plan.csv")
-        write_inputs(run.problem, settings, folder / "inputs")
-        run.timings["write"] = time.perf_counter() - started
-        run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
-        if before_summary is not None:
-            run.summary.update(before_summary(run.summary))
-        write_json(run.summary, folder / "summary.json")
 
-    write_folder_atomically(out, fill)
+def fill_run_folder(
+    run: RunResult,
+    settings: SolverSettings,
+    folder: Path,
+    before_summary: SummaryHook | None = None,
+    input_settings: SolverSettings | None = None,
+) -> None:
+    """Write a run's files into the (empty, not yet published) ``folder``.
+
+    ``inputs/scenario.yaml`` gets ``input_settings`` (default: ``settings``, the settings solved with):
+    the nightly batch records the scenario's own settings there, not the time limit its deadline left,
+    so that unchanged inputs hash alike from night to night.
+    """
+    started = time.perf_counter()
+    evaluation = run.evaluation
+    write_csv(evaluation.orders, folder / "orders.csv")
+    write_csv(evaluation.purchase_orders, folder / "purchase_orders.csv")
+    write_csv(evaluation.transfers, folder / "transfer_plan.csv")
+    write_csv(evaluation.inventory, folder / "inventory_plan.csv")
+    write_inputs(run.problem, input_settings or settings, folder / "inputs")
+    run.timings["write"] = time.perf_counter() - started
+    run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
+    if before_summary is not None:
+        run.summary.update(before_summary(run.summary))
+    write_json(run.summary, folder / "summary.json")
 
 
 def hash_folder(folder: Path) -> str:

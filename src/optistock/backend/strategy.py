@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -80,9 +81,17 @@ def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
 class Optimiser:
     """One solve of one problem under one set of solver settings."""
 
-    def __init__(self, problem: ProblemData, settings: SolverSettings) -> None:
+    def __init__(
+        self,
+        problem: ProblemData,
+        settings: SolverSettings,
+        start_plans: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = (),
+    ) -> None:
         self.problem = problem
         self.settings = settings
+        self.start_plans = list(start_plans)
+        """Plans (orders, transfers) to start from, e.g. last night's plan carried forward; each is
+        repaired into a valid plan and competes with the engine's own start plans."""
         self.started = time.perf_counter()
         self.deadline = self.started + settings.time_limit
         self.timings = {"build": 0.0, "solve": 0.0}
@@ -139,6 +148,12 @@ class Optimiser:
             self._slope_scaling(session, model, sets, wanted, relaxation)
         orders, transfers = empty_plan()
         self._offer(evaluate_plan(self.problem, orders, transfers))
+        for start_orders, start_transfers in self.start_plans:
+            repaired = evaluate_plan(self.problem, *repair_plan(self.problem, start_orders, start_transfers))
+            kept = self._offer(repaired)
+            logger.info(
+                "given start plan: cost %.2f (%s)", repaired.total_cost, "kept" if kept else "not better"
+            )
         if self.incumbent is not None:
             logger.info(
                 "start plan: cost %.2f (%d lines)", self.incumbent.total_cost, len(self.incumbent.orders)

@@ -36,7 +36,7 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         fill(staging)
-        _fsync_tree(staging)
+        fsync_tree(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -51,7 +51,8 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     logger.info("wrote %s", target)
 
 
-def _fsync_tree(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` to disk (before it is renamed into place)."""
     for path in folder.rglob("*"):
         if path.is_file():
             with path.open("rb") as handle:

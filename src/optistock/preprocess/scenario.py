@@ -109,12 +109,15 @@ def _describe_validation_error(err: ValidationError, document: Any, file: str) -
     field = ".".join(str(part) for part in loc) or None
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = "unknown key (not part of the scenario schema)"
+        message = "unknown key (not part of the schema)"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "value_error" and not loc:
+        message = message.removeprefix("Value error, ")  # a rule about the document as a whole
     else:
         message = f"{message} (got {first.get('input')!r})"
-    return InputError(message, file=file, line=_line_of(document, loc), field=field)
+    line = _line_of(document, loc) if loc else document.lc.line + 1
+    return InputError(message, file=file, line=line, field=field)
 
 
 def read_yaml_mapping(path: Path, what: str = "scenario") -> CommentedMap:
