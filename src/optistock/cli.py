@@ -35,6 +35,19 @@ Exit codes:
 """
 
 
+def _split_names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name.strip() for text in value for name in text.split(",") if name.strip())
+
+
+scenario_names_option = click.option(
+    "--scenario",
+    "scenario_names",
+    multiple=True,
+    callback=_split_names,
+    help="Named scenario(s) of the file to apply, in order: --scenario a,b (see `optistock scenarios list`).",
+)
+
+
 def handle_errors(command: F) -> F:
     """One clear line on stderr and a documented exit code for every error; traceback with --debug."""
 
@@ -86,6 +99,7 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--mip-gap", type=float, help="Relative MIP gap to stop at (overrides solver.mip_gap).")
 @click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
 @click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
+@scenario_names_option
 @handle_errors
 def run(
     scenario: Path,
@@ -94,17 +108,27 @@ def run(
     mip_gap: float | None,
     threads: int | None,
     seed: int | None,
+    scenario_names: tuple[str, ...] = (),
 ) -> None:
     """Plan purchases and transfers for SCENARIO and write the plan to --out.
 
     \b
-    Example:
+    Examples:
       optistock run scenarios/demo/base.yaml --out runs/base --time-limit 30
+      optistock run scenarios/demo/whatif.yaml --scenario demand-spike,budget-cut --out runs/spike-cut
 
     Writes orders.csv, purchase_orders.csv, transfer_plan.csv, inventory_plan.csv, summary.json and the
     resolved inputs/ to --out, atomically: on any error nothing is written.
     """
-    result = run_scenario(scenario, out, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
+    result = run_scenario(
+        scenario,
+        out,
+        scenario_names,
+        time_limit=time_limit,
+        mip_gap=mip_gap,
+        threads=threads,
+        seed=seed,
+    )
     summary = result.summary
     gap = summary["gap"]
     gap_text = "n/a" if gap is None else f"{100 * gap:.3f}%"
@@ -119,15 +143,19 @@ def run(
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("scenario", type=click.Path(path_type=Path))
+@scenario_names_option
 @handle_errors
-def check(scenario: Path) -> None:
+def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
     """Validate SCENARIO and its input tables without solving.
 
     \b
-    Example:
+    Examples:
       optistock check scenarios/demo/base.yaml
+      optistock check scenarios/demo/whatif.yaml --scenario supplier-outage
     """
-    problem = load_problem(scenario)
+    problem = load_problem(scenario, scenario_names)
+    for change in problem.changes:
+        click.echo(f"change ({change['origin']}, {change['source']}): {change['effect']}", err=True)
     for warning in problem.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(

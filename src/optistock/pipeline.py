@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import ValidationError
 
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
 from optistock.backend.strategy import Optimiser
 from optistock.errors import InputError
+from optistock.postprocess.marginal import compute_marginal_values
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
 from optistock.preprocess.data import ProblemData, load_problem
@@ -37,6 +40,8 @@ class RunResult:
     method: str = "milp"
     history: list[dict[str, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    marginal_values: pd.DataFrame | None = None
+    """Value of one more unit of each budget, storage and supplier limit (see ``postprocess/marginal``)."""
 
     @property
     def objective(self) -> float:
@@ -107,6 +112,7 @@ def build_summary(run: RunResult, settings: SolverSettings) -> dict[str, Any]:
         },
         "plan_check": {"valid": evaluation.is_valid, "violations": evaluation.violations},
         "warnings": run.problem.warnings,
+        "changes": run.problem.changes,
         "optistock_version": __version__,
     }
 
@@ -122,8 +128,16 @@ def write_run(run: RunResult, settings: SolverSettings, out: Path) -> None:
         write_csv(evaluation.transfers, folder / "transfer_plan.csv")
         write_csv(evaluation.inventory, folder / "inventory_plan.csv")
         write_inputs(run.problem, settings, folder / "inputs")
+        marginal_started = time.perf_counter()
+        run.marginal_values, marginal_summary = compute_marginal_values(
+            run.problem, evaluation, threads=settings.threads
+        )
+        if run.marginal_values is not None:
+            write_csv(run.marginal_values, folder / "marginal_values.csv")
+        run.timings["marginal_values"] = time.perf_counter() - marginal_started
         run.timings["write"] = time.perf_counter() - started
         run.summary = build_summary(run, settings)
+        run.summary["marginal_values"] = marginal_summary
         write_json(run.summary, folder / "summary.json")
 
     write_folder_atomically(out, fill)
@@ -135,14 +149,27 @@ def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -
     folder.mkdir()
     for name, frame in problem.tables.items():
         write_csv(frame, folder / f"{name}.csv")
+    if problem.changes:
+        # the tables above already include the changes: this is the record, not something to re-apply
+        write_json({"scenario": problem.scenario.name, "changes": problem.changes}, folder / "changes.json")
     resolved: Scenario = problem.scenario.model_copy(update={"data": Path("."), "solver": settings})
     dump_scenario(resolved, folder / "scenario.yaml")
 
 
-def run_scenario(scenario_path: Path, out: Path | None = None, **solver_overrides: Any) -> RunResult:
-    """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario."""
+def run_scenario(
+    scenario_path: Path,
+    out: Path | None = None,
+    scenario_names: Sequence[str] = (),
+    extra_changes: Sequence[Any] = (),
+    **solver_overrides: Any,
+) -> RunResult:
+    """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario.
+
+    ``scenario_names`` are named scenarios of the file applied in order; ``extra_changes`` (located
+    what-if changes, see :mod:`optistock.whatif.changes`) are applied after them.
+    """
     started = time.perf_counter()
-    problem = load_problem(scenario_path)
+    problem = load_problem(scenario_path, scenario_names, extra_changes)
     load_seconds = time.perf_counter() - started
     settings = with_overrides(problem, **solver_overrides)
     run = solve_problem(problem, settings)

@@ -81,12 +81,12 @@ class _Constructor(RoundTripConstructor):
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
 
 
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+def line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     """1-based YAML line of the deepest node on ``loc`` that exists in the parsed document."""
     line: int | None = None
     for key in loc:
         if isinstance(node, CommentedMap):
-            # the schema sees every key as text (see _to_plain): a key written as 7 is located as "7"
+            # the schema sees every key as text (see to_plain): a key written as 7 is located as "7"
             key = next((k for k in node if k == key or str(k) == key), key)
             if key in node:
                 line = node.lc.key(key)[0] + 1
@@ -101,7 +101,7 @@ def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def _describe_validation_error(err: ValidationError, document: Any, file: str) -> InputError:
+def describe_validation_error(err: ValidationError, document: Any, file: str) -> InputError:
     first = err.errors()[0]
     loc = tuple(first["loc"])
     field = ".".join(str(part) for part in loc) or None
@@ -112,11 +112,12 @@ def _describe_validation_error(err: ValidationError, document: Any, file: str) -
         message = "required key is missing"
     else:
         message = f"{message} (got {first.get('input')!r})"
-    return InputError(message, file=file, line=_line_of(document, loc), field=field)
+    return InputError(message, file=file, line=line_of(document, loc), field=field)
 
 
-def load_scenario(path: Path) -> LoadedScenario:
-    """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
+def read_yaml_mapping(path: Path) -> CommentedMap:
+    """Read a YAML file that must hold a mapping, keeping line numbers; any problem raises
+    :class:`InputError` naming the file and line."""
     file = str(path)
     if not path.is_file():
         raise InputError("scenario file not found", file=file)
@@ -143,26 +144,34 @@ def load_scenario(path: Path) -> LoadedScenario:
         ) from exc
     if not isinstance(document, CommentedMap):
         raise InputError("the scenario must be a YAML mapping of keys to values", file=file, line=1)
+    return document
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
+    file = str(path)
+    document = read_yaml_mapping(path)
     try:
-        scenario = Scenario.model_validate(_to_plain(document))
+        scenario = Scenario.model_validate(to_plain(document))
     except ValidationError as exc:
-        raise _describe_validation_error(exc, document, file) from exc
+        raise describe_validation_error(exc, document, file) from exc
     data_dir = (path.parent / scenario.data).resolve()
     if not data_dir.is_dir():
         raise InputError(
             f"data folder '{scenario.data}' does not exist (resolved to {data_dir})",
             file=file,
-            line=_line_of(document, ("data",)),
+            line=line_of(document, ("data",)),
             field="data",
         )
     return LoadedScenario(scenario=scenario, path=path.resolve(), data_dir=data_dir)
 
 
-def _to_plain(node: Any) -> Any:
+def to_plain(node: Any) -> Any:
+    """The parsed YAML as plain dicts and lists, every mapping key as text."""
     if isinstance(node, CommentedMap):
-        return {str(k): _to_plain(v) for k, v in node.items()}
+        return {str(k): to_plain(v) for k, v in node.items()}
     if isinstance(node, CommentedSeq):
-        return [_to_plain(v) for v in node]
+        return [to_plain(v) for v in node]
     return node
 
 
