@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pandas as pd
 
 from optistock import __version__
 from optistock.errors import ExitCode, OptistockError
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
+from optistock.whatif.changes import describe_change
+from optistock.whatif.compare import format_kpi_table, kpi_table, po_changes, write_comparison
+from optistock.whatif.scenario_file import load_scenario_file, schema_text
 
 logger = logging.getLogger("optistock")
 
@@ -163,3 +167,96 @@ def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
         f"{len(problem.suppliers)} suppliers, "
         f"{len(problem.offers)} offers, {problem.periods} periods"
     )
+
+
+@main.group()
+def scenarios() -> None:
+    """Inspect scenario files: what they define, and their JSON Schema.
+
+    \b
+    Examples:
+      optistock scenarios list scenarios/demo/whatif.yaml
+      optistock scenarios schema --out scenarios/scenario.schema.json
+    """
+
+
+@scenarios.command("list", epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@handle_errors
+def list_scenarios(scenario: Path) -> None:
+    """Show the base, its changes, the named scenarios and the sweep parameters defined in SCENARIO.
+
+    \b
+    Example:
+      optistock scenarios list scenarios/demo/whatif.yaml
+    """
+    setup = load_scenario_file(scenario)
+    base = setup.loaded.scenario
+    chain = " -> ".join(str(path) for path in setup.files)
+    click.echo(f"base: {base.name} ({base.horizon.periods} periods, data {setup.loaded.data_dir})")
+    click.echo(f"  files: {chain}")
+    for located in setup.changes:
+        click.echo(f"  change: {describe_change(located.change)}  [{located.source}]")
+    click.echo(f"scenarios ({len(setup.scenarios)}):")
+    for name, named in setup.scenarios.items():
+        click.echo(f"  {name}: {named.description}".rstrip())
+        for change in named.changes:
+            click.echo(f"    - {describe_change(change)}")
+    if setup.sweep:
+        click.echo("sweep:")
+        for key, values in setup.sweep.items():
+            click.echo(f"  {key} = {', '.join(str(v) for v in values)}")
+
+
+@scenarios.command("schema")
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), help="Write the schema to this file instead of stdout."
+)
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of scenario files (for editor autocompletion).
+
+    \b
+    Example:
+      optistock scenarios schema --out scenarios/scenario.schema.json
+    """
+    text = schema_text()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write the KPI table as CSV here.")
+@click.option("--excel", "excel_path", type=click.Path(path_type=Path), help="Write an Excel workbook here.")
+@handle_errors
+def compare(run_dirs: tuple[Path, ...], csv_path: Path | None, excel_path: Path | None) -> None:
+    """Compare written runs side by side, with deltas against the first run.
+
+    Prints costs, purchase spend, fill rate, backorders, stock value, inventory turns, days of supply,
+    POs and lines, peak storage use per warehouse, budget use and spend per supplier, then the purchase
+    orders that appear, disappear or change. --csv also writes NAME.po_changes.csv beside the file;
+    --excel writes the sheets kpis and po_changes.
+
+    \b
+    Example:
+      optistock compare runs/base runs/spike runs/outage --excel runs/compare.xlsx
+    """
+    table = kpi_table(list(run_dirs))
+    changes = po_changes(list(run_dirs))
+    click.echo(format_kpi_table(table))
+    click.echo("")
+    if changes.empty:
+        click.echo("purchase orders: no changes")
+    else:
+        click.echo(f"purchase orders: {len(changes)} change(s) against {table.columns[0]}")
+        for row in changes.to_dict("records"):
+            values = f"{_money(row['value_before'])} -> {_money(row['value_after'])}"
+            click.echo(f"  {row['run']}: {row['change']:<7} {row['po_id']}  {values}  {row['detail']}")
+    write_comparison(table, changes, csv_path, excel_path)
+
+
+def _money(value: Any) -> str:
+    return "-" if pd.isna(value) else f"{float(value):,.2f}"

@@ -295,6 +295,12 @@ class LocatedChange:
         )
 
 
+def describe_change(change: Change) -> str:
+    """One line, as it would be written in YAML: ``tariff: {percent: 15.0, supplier: S1}``."""
+    settings = change.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+    return f"{change.kind}: {{{', '.join(f'{key}: {value}' for key, value in settings.items())}}}"
+
+
 def _as_list(names: Names | None) -> list[str] | None:
     if names is None:
         return None
