@@ -18,12 +18,13 @@ import click
 import pandas as pd
 
 from optistock import __version__
-from optistock.errors import ExitCode, OptistockError
+from optistock.errors import ExitCode, InputError, OptistockError
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
 from optistock.whatif.changes import describe_change
 from optistock.whatif.compare import format_kpi_table, kpi_table, po_changes, write_comparison
 from optistock.whatif.scenario_file import load_scenario_file, schema_text
+from optistock.whatif.sweep import axes_with_origins, checked_solver_overrides, run_sweep, sweep_cases
 
 logger = logging.getLogger("optistock")
 
@@ -260,3 +261,81 @@ def compare(run_dirs: tuple[Path, ...], csv_path: Path | None, excel_path: Path 
 
 def _money(value: Any) -> str:
     return "-" if pd.isna(value) else f"{float(value):,.2f}"
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder of the sweep."
+)
+@click.option(
+    "--set",
+    "set_options",
+    multiple=True,
+    metavar="CHANGE.FIELD=V1,V2",
+    help="A sweep parameter and its values (repeatable; replaces the file's sweep: entry of that name).",
+)
+@scenario_names_option
+@click.option("--scheduler", help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Workers of the local cluster (default: one per core)."
+)
+@click.option("--time-limit", type=float, help="Solver time limit per case in seconds.")
+@click.option("--mip-gap", type=float, help="Relative MIP gap to stop at, per case.")
+@click.option("--seed", type=int, help="Solver random seed.")
+@handle_errors
+def sweep(
+    scenario: Path,
+    out: Path,
+    set_options: tuple[str, ...],
+    scenario_names: tuple[str, ...],
+    scheduler: str | None,
+    workers: int | None,
+    time_limit: float | None,
+    mip_gap: float | None,
+    seed: int | None,
+) -> None:
+    """Solve every combination of the sweep parameters in parallel on Dask.
+
+    One run folder per case in --out/cases/, the combined KPI table --out/kpis.csv and kpis.parquet,
+    and --out/sweep.json. A case that fails is reported with its reason; the others go on.
+    Each case is solved with one solver thread.
+
+    \b
+    Examples:
+      optistock sweep scenarios/demo/sweep.yaml --out runs/sweep
+      optistock sweep scenarios/demo/base.yaml --out runs/sweep \\
+          --set budget.scale=0.8,0.9,1.0,1.1 --set demand.scale=1.0,1.2
+    """
+    setup = load_scenario_file(scenario, scenario_names)
+    axes, origins = axes_with_origins(setup.sweep, setup.sweep_origin, set_options)
+    if not axes:
+        raise InputError(
+            "nothing to sweep: give --set CHANGE.FIELD=V1,V2 or a sweep: section", file=str(scenario)
+        )
+    overrides = checked_solver_overrides(setup, time_limit=time_limit, mip_gap=mip_gap, seed=seed)
+    cases = sweep_cases(axes, origins)
+    click.echo(f"sweep: {len(cases)} case(s) of {scenario}", err=True)
+
+    def report(outcome: dict[str, Any], done: int, total: int) -> None:
+        cost = outcome.get("objective")
+        result = f"cost {cost:,.2f}" if isinstance(cost, float) else outcome["reason"]
+        click.echo(f"[{done}/{total}] {outcome['folder']}: {outcome['status']}: {result}", err=True)
+
+    table = run_sweep(
+        scenario,
+        out,
+        cases,
+        scenario_names,
+        scheduler=scheduler,
+        workers=workers,
+        solver_overrides=overrides,
+        progress=report,
+    )
+    failed = table["status"].astype(str).str.startswith("failed")
+    click.echo(
+        f"{len(table) - int(failed.sum())} of {len(table)} case(s) solved -> {out / 'kpis.csv'}, "
+        f"{out / 'kpis.parquet'}"
+    )
+    for row in table[failed].to_dict("records"):
+        click.echo(f"failed: {row['folder']}: {row['reason']}", err=True)
