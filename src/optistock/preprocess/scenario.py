@@ -110,6 +110,8 @@ def describe_validation_error(err: ValidationError, document: Any, file: str) ->
         message = "unknown key (not part of the scenario schema)"
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "value_error":
+        message = f"{message.removeprefix('Value error, ')} (got {first.get('input')!r})"
     else:
         message = f"{message} (got {first.get('input')!r})"
     return InputError(message, file=file, line=line_of(document, loc), field=field)

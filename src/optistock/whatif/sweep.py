@@ -202,7 +202,7 @@ def dask_client(scheduler: str | None, workers: int | None, cases: int) -> Itera
     logger.info("starting a local Dask cluster: %d worker(s), 1 thread each", count)
     with (
         LocalCluster(
-            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
