@@ -14,6 +14,7 @@ in ``models/core.md``); a limit without a row has marginal value 0.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -68,13 +69,25 @@ def solve_fixed_plan_lp(
     ``adjust_limits`` may change the limits in the model's sets before the model is built (tests move a
     limit by a small amount to check the duals by finite differences).
     """
-    sets = build_sets(problem, all_stock_sign_cells=True)
-    # The stock bounds V_w / vol_i repeat the storage rows; without them the whole price of storage
-    # shows on the storage row instead of being split with the bound of a single SKU's stock.
+    # Limits are kept out of the variable bounds, so that their whole price shows on their rows: the
+    # line bounds are computed without supplier capacity (which then always gets a row where it can
+    # bind), and the stock bounds V_w / vol_i, which repeat the storage rows, are dropped.
+    uncapped = dataclasses.replace(
+        problem,
+        suppliers=problem.suppliers.assign(capacity=math.nan),
+        supplier_period_capacity=problem.supplier_period_capacity.iloc[:0],
+    )
+    sets = build_sets(uncapped, all_stock_sign_cells=True)
+    sets.supplier_capacity = {
+        (str(s), t): limit
+        for s in problem.suppliers.index
+        for t in range(problem.periods)
+        if not math.isnan(limit := problem.supplier_capacity_in(str(s), t))
+    }
     sets.stock_upper = dict.fromkeys(sets.stock_upper, math.inf)
     if adjust_limits is not None:
         adjust_limits(sets)
-    model = build_model(problem, sets)
+    model = build_model(uncapped, sets)
     planned = evaluation.orders
     unknown = [
         key
