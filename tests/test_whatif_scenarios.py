@@ -313,3 +313,10 @@ def test_supplier_capacity_table_in_the_data_folder(tmp_path: Path) -> None:
     orders = result.evaluation.orders
     assert orders.loc[(orders["supplier"] == "S1") & (orders["order_period"] == 0), "quantity"].sum() <= 30
     assert check_run(tmp_path / "out", PERIODS).violations == []
+
+
+@pytest.mark.parametrize("command", ["list", "schema"])
+def test_scenarios_subcommands_have_help_with_an_example(command: str) -> None:
+    result = invoke("scenarios", command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output and "Exit codes" in result.output

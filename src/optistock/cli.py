@@ -170,7 +170,7 @@ def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
     )
 
 
-@main.group()
+@main.group(epilog=EXIT_CODES_HELP)
 def scenarios() -> None:
     """Inspect scenario files: what they define, and their JSON Schema.
 
@@ -209,7 +209,7 @@ def list_scenarios(scenario: Path) -> None:
             click.echo(f"  {key} = {', '.join(str(v) for v in values)}")
 
 
-@scenarios.command("schema")
+@scenarios.command("schema", epilog=EXIT_CODES_HELP)
 @click.option(
     "--out", "out", type=click.Path(path_type=Path), help="Write the schema to this file instead of stdout."
 )
