@@ -170,3 +170,10 @@ def test_the_fixed_plan_lp_is_never_worse_than_the_plan(tmp_path: Path) -> None:
     result = run_scenario(path, tmp_path / "out")
     lp = result.summary["marginal_values"]["fixed_plan_lp_objective"]
     assert lp <= result.summary["objective"] + 1e-6
+
+
+def test_nothing_to_decide_gives_zero_values(tmp_path: Path) -> None:
+    result, values = solve(tmp_path, {"budget": [{"period": 0, "amount": 10.0}]}, 2)
+    assert result.summary["marginal_values"]["available"] is True
+    assert values["limit"].tolist() == ["budget", "storage_capacity", "storage_capacity"]
+    assert (values["value_per_unit"] == 0).all()

@@ -320,3 +320,42 @@ def test_scenarios_subcommands_have_help_with_an_example(command: str) -> None:
     result = invoke("scenarios", command, "--help")
     assert result.exit_code == 0
     assert "Example" in result.output and "Exit codes" in result.output
+
+
+def test_replacement_table_with_a_missing_column_is_located_in_its_file(base: Path) -> None:
+    (base.parent / "peak.csv").write_text("sku,warehouse,period\nA,W1,0\n", encoding="utf-8")
+    path = child(
+        base, "extends: scenario.yaml\nchanges:\n  - replace_table: {table: demand, file: peak.csv}\n"
+    )
+    result = invoke("check", path)
+    assert result.exit_code == 2
+    assert f"error: {base.parent / 'peak.csv'}, line 1, field 'quantity': missing column" in result.stderr
+
+
+def test_bad_value_in_a_yaml_sweep_axis_names_its_line(base: Path, tmp_path: Path) -> None:
+    path = child(
+        base, "extends: scenario.yaml\nsweep:\n  budget.scale: [1.0, 0.9]\n  demand.scale: [1.0, -3]\n"
+    )
+    result = invoke("sweep", path, "--out", tmp_path / "sweep")
+    assert result.exit_code == 2
+    assert f"error: {path}, line 4, field 'sweep.demand.scale': case 2: " in result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_class_with_an_unknown_sku(base: Path) -> None:
+    path = child(
+        base,
+        "extends: scenario.yaml\nclasses:\n  fast: [A, Z]\nchanges:\n  - demand: {scale: 2, class: fast}\n",
+    )
+    result = invoke("check", path)
+    assert result.exit_code == 2
+    assert f"{path}, line 5, field 'changes.0.demand.class': unknown sku 'Z'" in result.stderr
+
+
+def test_check_with_named_scenarios_lists_the_changes(base: Path) -> None:
+    path = child(
+        base, "extends: scenario.yaml\nscenarios:\n  dear:\n    changes:\n      - tariff: {percent: 10}\n"
+    )
+    result = invoke("check", path, "--scenario", "dear")
+    assert result.exit_code == 0, result.output
+    assert f"change (scenario dear, {path}:5): prices +10 % on 3 offers and 1 price breaks" in result.stderr

@@ -106,6 +106,8 @@ def solve_fixed_plan_lp(
         if not var.fixed:
             var.set_value(value, skip_validation=True)
     pyo.TransformationFactory("core.relax_integer_vars").apply_to(model)
+    if next(model.component_data_objects(pyo.Var), None) is None:
+        return FixedPlanLP(objective=evaluation.total_cost)  # nothing to decide: no limit has a row
     solver = Highs()
     _use_threads(threads)
     results = solver.solve(
@@ -220,6 +222,10 @@ def compute_marginal_values(
     except MarginalValueError as exc:
         logger.warning("marginal values not available: %s", exc)
         return None, {"available": False, "reason": str(exc)}
+    except Exception as exc:  # an add-on to the plan: a failure here must not lose the plan itself
+        logger.warning("marginal values not available (unexpected %s: %s)", type(exc).__name__, exc)
+        logger.debug("marginal values failed", exc_info=True)
+        return None, {"available": False, "reason": f"unexpected {type(exc).__name__}: {exc}"}
     table = marginal_value_table(problem, evaluation, lp)
     return table, {
         "available": True,
