@@ -24,6 +24,7 @@ from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
 from optistock.preprocess.data import ProblemData, load_problem
 from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario
+from optistock.whatif.changes import LocatedChange
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def run_scenario(
     scenario_path: Path,
     out: Path | None = None,
     scenario_names: Sequence[str] = (),
-    extra_changes: Sequence[Any] = (),
+    extra_changes: Sequence[LocatedChange] = (),
     **solver_overrides: Any,
 ) -> RunResult:
     """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario.

@@ -20,6 +20,8 @@ from optistock.preprocess.checks import (
 )
 from optistock.preprocess.scenario import LoadedScenario, Scenario
 from optistock.preprocess.tables import TABLES, read_tables
+from optistock.whatif.changes import LocatedChange, apply_changes
+from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
 
@@ -99,19 +101,19 @@ _ID_COLUMNS = {name: {c.name for c in spec.columns if c.kind.name == "ID"} for n
 
 
 def load_problem(
-    scenario_path: Path, scenario_names: Sequence[str] = (), extra_changes: Sequence[Any] = ()
+    scenario_path: Path, scenario_names: Sequence[str] = (), extra_changes: Sequence[LocatedChange] = ()
 ) -> ProblemData:
     """Load the scenario (following ``extends``, applying its ``changes``, then those of the named
     ``scenario_names`` in order, then ``extra_changes``) and its tables, validate everything, and build
     :class:`ProblemData`."""
-    from optistock.whatif.scenario_file import load_scenario_file
-
     setup = load_scenario_file(scenario_path, scenario_names, extra_changes)
     return build_problem(setup.loaded, setup.changes, setup.classes)
 
 
 def build_problem(
-    loaded: LoadedScenario, changes: Sequence[Any] = (), classes: dict[str, list[str]] | None = None
+    loaded: LoadedScenario,
+    changes: Sequence[LocatedChange] = (),
+    classes: dict[str, list[str]] | None = None,
 ) -> ProblemData:
     """Read and check the tables of ``loaded``, apply the what-if ``changes`` (located changes, see
     :func:`optistock.whatif.changes.apply_changes`) and build :class:`ProblemData`."""
@@ -135,8 +137,6 @@ def build_problem(
     frames = {name: table.frame for name, table in tables.items()}
     change_log: list[dict[str, Any]] = []
     if changes:
-        from optistock.whatif.changes import apply_changes
-
         frames, change_log = apply_changes(frames, changes, periods=periods, classes=classes or {})
     return problem_from_frames(scenario, frames, warnings, change_log)
 

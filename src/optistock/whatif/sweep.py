@@ -8,10 +8,11 @@ changes, each with a percent and a supplier.
 
 Every case is validated before any is solved (bad input: nothing is written). Cases run as tasks on
 a Dask cluster — a ``LocalCluster`` with one single-threaded worker process per core by default, or an
-existing cluster (``--scheduler ADDRESS``; its workers must see the scenario files and the output
-folder) — each solved with one solver thread. A case that fails is reported with its reason and does
-not stop the others. The output folder holds one run folder per case under ``cases/``, the combined KPI
-table ``kpis.csv`` and ``kpis.parquet``, and ``sweep.json`` (axes and the outcome of every case).
+existing cluster (``--scheduler ADDRESS``; its workers need optistock installed and must see the
+scenario files and the output folder) — each solved with one solver thread. A case that fails is
+reported with its reason and does not stop the others. The output folder holds one run folder per
+case under ``cases/``, the combined KPI table ``kpis.csv`` and ``kpis.parquet``, and ``sweep.json``
+(axes and the outcome of every case).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from optistock.errors import InputError, OptistockError
+from optistock.pipeline import run_scenario
 from optistock.postprocess.writer import write_json
+from optistock.preprocess.data import load_problem
 from optistock.preprocess.scenario import SolverSettings, line_of
 from optistock.whatif.changes import Change, LocatedChange
+from optistock.whatif.kpis import run_kpis
 from optistock.whatif.scenario_file import ScenarioSetup, SweepAxes, SweepValue, check_sweep_key
 
 logger = logging.getLogger(__name__)
@@ -158,8 +162,6 @@ def solve_case(
     solver_overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """Solve and write one case (runs on a Dask worker); failures are returned, not raised."""
-    from optistock.pipeline import run_scenario
-
     started = time.perf_counter()
     outcome: dict[str, Any] = {"case": case.number, "folder": case.folder, "reason": ""}
     try:
@@ -223,10 +225,7 @@ def run_sweep(
     progress: ProgressCallback | None = None,
 ) -> pd.DataFrame:
     """Validate every case, solve them on Dask, write the case folders and the KPI table; returns it."""
-    from dask.distributed import as_completed
-
-    from optistock.preprocess.data import load_problem
-    from optistock.whatif.kpis import run_kpis
+    from dask.distributed import as_completed  # imported here: dask is slow to import, run does not need it
 
     overrides = {key: value for key, value in (solver_overrides or {}).items() if value is not None}
     for case in cases:  # bad input in any case: stop before anything is written
