@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
@@ -14,6 +14,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
 from optistock.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -81,12 +83,12 @@ class _Constructor(RoundTripConstructor):
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_timestamp)
 
 
-def line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     """1-based YAML line of the deepest node on ``loc`` that exists in the parsed document."""
     line: int | None = None
     for key in loc:
         if isinstance(node, CommentedMap):
-            # the schema sees every key as text (see to_plain): a key written as 7 is located as "7"
+            # the schema sees every key as text (see _to_plain): a key written as 7 is located as "7"
             key = next((k for k in node if k == key or str(k) == key), key)
             if key in node:
                 line = node.lc.key(key)[0] + 1
@@ -101,7 +103,7 @@ def line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def describe_validation_error(err: ValidationError, document: Any, file: str) -> InputError:
+def _describe_validation_error(err: ValidationError, document: Any, file: str) -> InputError:
     first = err.errors()[0]
     loc = tuple(first["loc"])
     field = ".".join(str(part) for part in loc) or None
@@ -114,15 +116,15 @@ def describe_validation_error(err: ValidationError, document: Any, file: str) ->
         message = f"{message.removeprefix('Value error, ')} (got {first.get('input')!r})"
     else:
         message = f"{message} (got {first.get('input')!r})"
-    return InputError(message, file=file, line=line_of(document, loc), field=field)
+    return InputError(message, file=file, line=_line_of(document, loc), field=field)
 
 
-def read_yaml_mapping(path: Path) -> CommentedMap:
-    """Read a YAML file that must hold a mapping, keeping line numbers; any problem raises
-    :class:`InputError` naming the file and line."""
+def read_yaml_mapping(path: Path, what: str = "scenario") -> CommentedMap:
+    """Parse a YAML file whose top level is a mapping, keeping line numbers; errors are
+    :class:`InputError` with the file and line."""
     file = str(path)
     if not path.is_file():
-        raise InputError("scenario file not found", file=file)
+        raise InputError(f"{what} file not found", file=file)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -145,35 +147,44 @@ def read_yaml_mapping(path: Path) -> CommentedMap:
             line=text.count("\n", 0, exc.position) + 1,
         ) from exc
     if not isinstance(document, CommentedMap):
-        raise InputError("the scenario must be a YAML mapping of keys to values", file=file, line=1)
+        raise InputError(f"the {what} must be a YAML mapping of keys to values", file=file, line=1)
     return document
+
+
+def validate_document(model: type[M], document: CommentedMap, file: str) -> M:
+    """``model`` validated from a parsed YAML mapping; the first error names its key and line."""
+    try:
+        return model.model_validate(_to_plain(document))
+    except ValidationError as exc:
+        raise _describe_validation_error(exc, document, file) from exc
+
+
+def line_of(document: CommentedMap, *keys: int | str) -> int | None:
+    """1-based line of ``keys`` (a path into the document) in its YAML file."""
+    return _line_of(document, keys)
 
 
 def load_scenario(path: Path) -> LoadedScenario:
     """Read and validate a scenario YAML file; any problem raises :class:`InputError` with its line."""
     file = str(path)
     document = read_yaml_mapping(path)
-    try:
-        scenario = Scenario.model_validate(to_plain(document))
-    except ValidationError as exc:
-        raise describe_validation_error(exc, document, file) from exc
+    scenario = validate_document(Scenario, document, file)
     data_dir = (path.parent / scenario.data).resolve()
     if not data_dir.is_dir():
         raise InputError(
             f"data folder '{scenario.data}' does not exist (resolved to {data_dir})",
             file=file,
-            line=line_of(document, ("data",)),
+            line=_line_of(document, ("data",)),
             field="data",
         )
     return LoadedScenario(scenario=scenario, path=path.resolve(), data_dir=data_dir)
 
 
-def to_plain(node: Any) -> Any:
-    """The parsed YAML as plain dicts and lists, every mapping key as text."""
+def _to_plain(node: Any) -> Any:
     if isinstance(node, CommentedMap):
-        return {str(k): to_plain(v) for k, v in node.items()}
+        return {str(k): _to_plain(v) for k, v in node.items()}
     if isinstance(node, CommentedSeq):
-        return [to_plain(v) for v in node]
+        return [_to_plain(v) for v in node]
     return node
 
 

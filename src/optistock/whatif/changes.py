@@ -278,7 +278,7 @@ class LocatedChange:
     def source(self) -> str:
         if self.file is None:
             return self.label or self.origin
-        line = line_of(self.document, self.path)
+        line = line_of(self.document, *self.path)
         return f"{self.file}:{line}" if line is not None else self.file
 
     def error(self, message: str, *field: str | int) -> InputError:
@@ -290,7 +290,7 @@ class LocatedChange:
         return InputError(
             message,
             file=self.file,
-            line=line_of(self.document, loc),
+            line=line_of(self.document, *loc),
             field=".".join(str(part) for part in loc),
         )
 

@@ -32,10 +32,9 @@ from optistock.preprocess.scenario import (
     LoadedScenario,
     Scenario,
     StrictModel,
-    describe_validation_error,
     line_of,
     read_yaml_mapping,
-    to_plain,
+    validate_document,
 )
 from optistock.whatif.changes import CHANGE_KINDS, Change, LocatedChange
 
@@ -133,20 +132,13 @@ class ScenarioSetup:
     """Where each sweep axis was written (file and document)."""
 
 
-def _validate(model: type[BaseModel], document: CommentedMap, path: Path) -> BaseModel:
-    try:
-        return model.model_validate(to_plain(document))
-    except ValidationError as exc:
-        raise describe_validation_error(exc, document, str(path)) from exc
-
-
 def _read_chain(path: Path, stack: list[Path]) -> list[_Layer]:
     document = read_yaml_mapping(path)
     if "extends" not in document:
-        return [_Layer(path, document, _validate(ScenarioFile, document, path))]
-    values = _validate(ScenarioPatch, document, path)
+        return [_Layer(path, document, validate_document(ScenarioFile, document, str(path)))]
+    values: BaseModel = validate_document(ScenarioPatch, document, str(path))
     assert isinstance(values, ScenarioPatch)
-    line = line_of(document, ("extends",))
+    line = line_of(document, "extends")
     if values.extends is None or not values.extends.strip():
         raise InputError(
             "extends needs the path of a scenario file", file=str(path), line=line, field="extends"
@@ -210,23 +202,25 @@ def load_scenario_file(
     top = layers[-1]
     try:
         scenario = Scenario.model_validate(core)
-    except ValidationError as exc:
-        error = describe_validation_error(exc, top.document, str(top.path))
-        if error.detail == "required key is missing":
-            error = InputError(
-                "required key is missing (in this file and in the files it extends)",
-                file=str(top.path),
-                line=error.line,
-                field=error.field,
-            )
-        raise error from exc
+    except ValidationError as exc:  # every file was valid on its own: only a key missing everywhere
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        missing = first["type"] == "missing"
+        raise InputError(
+            "required key is missing (in this file and in the files it extends)"
+            if missing
+            else f"{first['msg']} (got {first.get('input')!r})",
+            file=str(top.path),
+            line=line_of(top.document, *loc),
+            field=".".join(str(part) for part in loc),
+        ) from exc
     assert data_from is not None
     data_dir = (data_from.path.parent / scenario.data).resolve()
     if not data_dir.is_dir():
         raise InputError(
             f"data folder '{scenario.data}' does not exist (resolved to {data_dir})",
             file=str(data_from.path),
-            line=line_of(data_from.document, ("data",)),
+            line=line_of(data_from.document, "data"),
             field="data",
         )
 
@@ -255,7 +249,7 @@ def load_scenario_file(
         scenario = scenario.model_copy(update={"name": "+".join([scenario.name, *applied])})
     for key in sweep:
         file, document = sweep_origin[key]
-        check_sweep_key(key, file=str(file), line=line_of(document, ("sweep", key)))
+        check_sweep_key(key, file=str(file), line=line_of(document, "sweep", key))
     loaded = LoadedScenario(scenario=scenario, path=top.path.resolve(), data_dir=data_dir)
     return ScenarioSetup(
         loaded=loaded,

@@ -282,7 +282,7 @@ def axes_with_origins(
     """The scenario file's sweep axes, replaced or extended by ``--set`` options, with their origins."""
     axes: SweepAxes = dict(file_axes)
     origins = {
-        key: AxisOrigin(str(path), line_of(document, ("sweep", key)))
+        key: AxisOrigin(str(path), line_of(document, "sweep", key))
         for key, (path, document) in file_origins.items()
     }
     for text in set_options:
