@@ -359,3 +359,25 @@ def test_check_with_named_scenarios_lists_the_changes(base: Path) -> None:
     result = invoke("check", path, "--scenario", "dear")
     assert result.exit_code == 0, result.output
     assert f"change (scenario dear, {path}:5): prices +10 % on 3 offers and 1 price breaks" in result.stderr
+
+
+def test_shipped_scenario_files_validate_against_the_published_schema() -> None:
+    """What editors check with the schema agrees with what optistock accepts."""
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    schema = json.loads((REPO / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    files = sorted((REPO / "scenarios" / "demo").glob("*.yaml"))
+    assert len(files) >= 8
+    for path in files:
+        document = json.loads(
+            json.dumps(YAML(typ="safe").load(path.read_text(encoding="utf-8")), default=str)
+        )
+        assert list(validator.iter_errors(document)) == [], path.name
+    bad = {"extends": "base.yaml", "changes": [{"demand": {"scale": -1, "skus": ["A"]}}], "colour": "red"}
+    messages = sorted(error.message for error in validator.iter_errors(bad))
+    assert any("colour" in message for message in messages)
+    assert any("-1" in message for message in messages) or any("skus" in message for message in messages)
+    two_kinds = {"changes": [{"budget": {"scale": 1.0}, "tariff": {"percent": 5}}]}
+    assert list(validator.iter_errors(two_kinds)), "a change has exactly one key"

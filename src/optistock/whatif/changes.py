@@ -215,6 +215,8 @@ CHANGE_KINDS: dict[str, type[ChangeSpec]] = {
 class Change(ChangeSpec):
     """One change: exactly one of the keys below."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
     demand: DemandChange | None = None
     """Scale demand, optionally only for some SKUs, warehouses, classes or periods."""
     lead_time: LeadTimeChange | None = None
