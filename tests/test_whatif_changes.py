@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_scenario
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cli import PERIODS, TABLES
 
 from optistock.errors import InputError
@@ -193,3 +195,92 @@ def test_bad_names_are_input_errors(
     with pytest.raises(InputError) as caught:
         apply(frames, document)
     assert fragment in str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# properties of the vocabulary
+# --------------------------------------------------------------------------------------------------
+
+FACTORS = st.floats(min_value=0.05, max_value=20, allow_nan=False)
+SKUS = st.sampled_from([None, "A", "B", ["A", "B"]])
+WAREHOUSES = st.sampled_from([None, "W1", "W2", ["W1", "W2"]])
+PERIOD_RANGES = st.one_of(
+    st.none(), st.tuples(st.integers(0, PERIODS - 1), st.integers(0, PERIODS - 1)).map(lambda p: sorted(p))
+)
+
+
+def _selector(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(FACTORS, SKUS, WAREHOUSES, PERIOD_RANGES)
+def test_demand_scale_then_its_inverse_restores_demand(
+    frames: dict[str, pd.DataFrame], factor: float, sku: Any, warehouse: Any, periods: Any
+) -> None:
+    selector = _selector(sku=sku, warehouse=warehouse, periods=periods)
+    scaled, _ = apply(frames, {"demand": {"scale": factor, **selector}})
+    restored, _ = apply(scaled, {"demand": {"scale": 1 / factor, **selector}})
+    np.testing.assert_allclose(restored["demand"]["quantity"], frames["demand"]["quantity"], rtol=1e-12)
+    changed = ~np.isclose(scaled["demand"]["quantity"], frames["demand"]["quantity"])
+    demand = frames["demand"]
+    selected = np.ones(len(demand), dtype=bool)
+    if sku is not None:
+        selected &= demand["sku"].isin([sku] if isinstance(sku, str) else sku).to_numpy()
+    if warehouse is not None:
+        selected &= (
+            demand["warehouse"].isin([warehouse] if isinstance(warehouse, str) else warehouse).to_numpy()
+        )
+    if periods is not None:
+        selected &= demand["period"].between(*periods).to_numpy()
+    assert not (changed & ~selected).any()  # nothing outside the filters moves
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.sampled_from(
+        [
+            {"demand": {"scale": 1.0}},
+            {"tariff": {"percent": 0}},
+            {"lead_time": {"add": 0}},
+            {"lead_time": {"scale": 1.0}},
+            {"budget": {"scale": 1.0}},
+            {"warehouse_capacity": {"scale": 1.0}},
+            {"supplier_capacity": {"supplier": ["S1", "S2"], "scale": 1.0}},
+        ]
+    ),
+    SKUS,
+)
+def test_neutral_changes_change_nothing(
+    frames: dict[str, pd.DataFrame], document: dict[str, Any], sku: Any
+) -> None:
+    kind = next(iter(document))
+    if sku is not None and kind in ("demand", "tariff", "lead_time"):
+        document = {kind: {**document[kind], "sku": sku}}
+    tables, _ = apply(frames, document)
+    assert set(tables) == set(frames)
+    for name, frame in frames.items():
+        pd.testing.assert_frame_equal(tables[name], frame, check_dtype=False)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.floats(min_value=-90, max_value=200), st.floats(min_value=-90, max_value=200))
+def test_tariffs_compound(frames: dict[str, pd.DataFrame], first: float, second: float) -> None:
+    tables, _ = apply(frames, {"tariff": {"percent": first}}, {"tariff": {"percent": second}})
+    expected = frames["offers"]["unit_price"] * (1 + first / 100) * (1 + second / 100)
+    np.testing.assert_allclose(tables["offers"]["unit_price"], expected, rtol=1e-12)

@@ -381,3 +381,19 @@ def test_shipped_scenario_files_validate_against_the_published_schema() -> None:
     assert any("-1" in message for message in messages) or any("skus" in message for message in messages)
     two_kinds = {"changes": [{"budget": {"scale": 1.0}, "tariff": {"percent": 5}}]}
     assert list(validator.iter_errors(two_kinds)), "a change has exactly one key"
+
+
+def test_outage_over_the_whole_horizon_equals_removing_the_suppliers_offers(
+    base: Path, tmp_path: Path
+) -> None:
+    """Differential: the per-period capacity of an outage against the same supplier without offers."""
+    path = child(base, "extends: scenario.yaml\nchanges:\n  - supplier_outage: {supplier: S1}\n")
+    outage = run_scenario(path, tmp_path / "outage")
+    tables = {**TABLES, "offers": [o for o in TABLES["offers"] if o["supplier"] != "S1"], "price_breaks": []}
+    removed = run_scenario(
+        write_scenario(tmp_path / "removed", tables, PERIODS, {"time_limit": 30, "mip_gap": 0.0})
+    )
+    assert outage.summary["status"] == removed.summary["status"] == "optimal"
+    assert outage.summary["objective"] == pytest.approx(removed.summary["objective"])
+    assert set(outage.evaluation.orders["supplier"]) <= {"S2"}
+    assert check_run(tmp_path / "outage", PERIODS).violations == []
