@@ -397,3 +397,42 @@ def test_outage_over_the_whole_horizon_equals_removing_the_suppliers_offers(
     assert outage.summary["objective"] == pytest.approx(removed.summary["objective"])
     assert set(outage.evaluation.orders["supplier"]) <= {"S2"}
     assert check_run(tmp_path / "outage", PERIODS).violations == []
+
+
+def test_inputs_of_a_run_with_every_kind_of_change_reproduce_it(base: Path, tmp_path: Path) -> None:
+    (base.parent / "stock.csv").write_text(
+        "sku,warehouse,on_hand\nA,W1,40\nB,W1,5\nA,W2,3\n", encoding="utf-8"
+    )
+    path = child(
+        base,
+        "extends: scenario.yaml\nclasses:\n  main: [A]\nchanges:\n"
+        "  - demand: {scale: 1.2, class: main, periods: [1, 4]}\n"
+        "  - lead_time: {add: 1, sku: B}\n"
+        "  - supplier_outage: {supplier: S2, from_period: 4}\n"
+        "  - supplier_capacity: {supplier: S1, units: 150, from_period: 1, to_period: 2}\n"
+        "  - tariff: {percent: 10, sku: A}\n"
+        "  - budget: {total: 3000}\n"
+        "  - warehouse_capacity: {warehouse: W2, scale: 0.5}\n"
+        "  - remove_transfer: {from_warehouse: W2, to_warehouse: W1}\n"
+        "  - replace_table: {table: inventory, file: stock.csv}\n",
+    )
+    out = tmp_path / "out"
+    result = run_scenario(path, out)
+    assert [c["kind"] for c in result.summary["changes"]] == [
+        "demand",
+        "lead_time",
+        "supplier_outage",
+        "supplier_capacity",
+        "tariff",
+        "budget",
+        "warehouse_capacity",
+        "remove_transfer",
+        "replace_table",
+    ]
+    check = check_run(out, PERIODS)
+    assert check.violations == []
+    assert result.summary["objective"] == pytest.approx(check.total)
+    rerun = run_scenario(out / "inputs" / "scenario.yaml", tmp_path / "rerun")
+    assert rerun.summary["objective"] == pytest.approx(result.summary["objective"])
+    for name in ("orders.csv", "transfer_plan.csv", "inventory_plan.csv"):
+        assert (out / name).read_text() == (tmp_path / "rerun" / name).read_text(), name
