@@ -128,7 +128,7 @@ def run(
     result = run_scenario(
         scenario,
         out,
-        scenario_names,
+        scenario_names=scenario_names,
         time_limit=time_limit,
         mip_gap=mip_gap,
         threads=threads,

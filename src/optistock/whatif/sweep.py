@@ -168,8 +168,8 @@ def solve_case(
         result = run_scenario(
             Path(scenario_path),
             Path(out_dir),
-            scenario_names,
-            located_changes(case),
+            scenario_names=scenario_names,
+            extra_changes=located_changes(case),
             **{**solver_overrides, "threads": 1},
         )
         summary = result.summary
