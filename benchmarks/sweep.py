@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         costs = []
         for case in cases:
             result = run_scenario(
-                scenario, work / "sequential" / case.folder, (), located_changes(case), threads=1
+                scenario, work / "sequential" / case.folder, extra_changes=located_changes(case), threads=1
             )
             costs.append(result.summary["objective"])
         sequential = time.perf_counter() - started
