@@ -38,7 +38,6 @@ from optistock.pipeline import RunResult, run_scenario, with_overrides, write_an
 from optistock.postprocess.explain import explain_lines  # noqa: E402
 from optistock.preprocess.commitments import Commitments  # noqa: E402
 from optistock.preprocess.data import build_problem  # noqa: E402
-from optistock.preprocess.scenario import load_scenario  # noqa: E402
 from optistock.store.database import open_store  # noqa: E402
 from optistock.store.records import firm_order_lines  # noqa: E402
 from optistock.store.workflow import (  # noqa: E402
@@ -49,6 +48,7 @@ from optistock.store.workflow import (  # noqa: E402
     list_purchase_orders,
     show_purchase_order,
 )
+from optistock.whatif.scenario_file import load_scenario_file  # noqa: E402
 
 logger = logging.getLogger("benchmarks.store")
 
@@ -83,10 +83,10 @@ def one_round(run: RunResult, scenario: Path, url: str, work: Path) -> dict[str,
     )
 
     def firm() -> None:
-        loaded = load_scenario(scenario)
+        setup = load_scenario_file(scenario)
         with store.transaction() as session:
-            lines = firm_order_lines(session, loaded.scenario.name)
-        build_problem(loaded, Commitments(lines, url))
+            lines = firm_order_lines(session, setup.base_name)
+        build_problem(setup.loaded, setup.changes, setup.classes, Commitments(lines, url, setup.base_name))
 
     times["firm"], _ = timed(firm)
     times["orders"] = float(len(listing))

@@ -113,8 +113,12 @@ def check_run(run_dir: Path, periods: int) -> Check:
         costs["ordering"] += _num(suppliers[s]["order_cost"])
         if value < _num(suppliers[s].get("min_order_value")) - 1e-6:
             violations.append(f"min order value {s}")
+    period_capacity = {
+        (r["supplier"], int(_num(r["period"]))): _num(r["capacity"])
+        for r in _rows(data, "supplier_capacity") or []
+    }
     for (s, t), units in supplier_units.items():
-        capacity = _num(suppliers[s].get("capacity"), default=math.inf)
+        capacity = period_capacity.get((s, t), _num(suppliers[s].get("capacity"), default=math.inf))
         if units > capacity + EPS:
             violations.append(f"supplier capacity {s}/{t}")
     for t, amount in budget.items():

@@ -359,27 +359,40 @@ def test_tonight_starts_from_last_nights_plan_and_is_never_worse(tmp_path: Path)
 
 def test_what_if_scenarios_run_after_the_plan_and_are_not_proposals(tmp_path: Path) -> None:
     config = nightly(tmp_path)
+    main_file = tmp_path / "scenario" / "scenario.yaml"
+    main_file.write_text(
+        main_file.read_text() + "scenarios:\n  double:\n    changes:\n      - demand: {scale: 2}\n"
+    )
     write_procurement(tmp_path / "spike", name="demand-spike")
     demand = pd.read_csv(tmp_path / "spike" / "data" / "demand.csv")
-    demand["quantity"] *= 2
+    demand["quantity"] *= 3
     demand.to_csv(tmp_path / "spike" / "data" / "demand.csv", index=False)
     write_procurement(tmp_path / "broken", name="broken")
     (tmp_path / "broken" / "data" / "skus.csv").write_text("sku,unit_volume\nA,1\n")
+    # tonight's demand differs from the scenario's data folder: the named what-if must use tonight's
+    refreshed = pd.read_csv(tmp_path / "refresh" / "demand.csv")
+    refreshed.loc[refreshed["quantity"] > 0, "quantity"] += 10
+    refreshed.to_csv(tmp_path / "refresh" / "demand.csv", index=False)
     write_config(
         tmp_path,
         scenario="scenario/scenario.yaml",
         refresh={"folder": "refresh"},
+        what_if_scenarios=["double"],
         what_if=["spike/scenario.yaml", "broken/scenario.yaml"],
     )
     result = batch_cli(config)
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = visible_runs(tmp_path / "out")
-    spike_summary = json.loads(
-        (tmp_path / "out" / run_dir / "what-if" / "demand-spike" / "summary.json").read_text()
-    )
+    what_if = tmp_path / "out" / run_dir / "what-if"
+    assert sorted(p.name for p in what_if.iterdir()) == ["demand-spike", "weekly+double"]
+    double_demand = pd.read_csv(what_if / "weekly+double" / "inputs" / "demand.csv")
+    assert sorted(double_demand["quantity"]) == sorted(2 * refreshed["quantity"])
+    spike_summary = json.loads((what_if / "demand-spike" / "summary.json").read_text())
     assert spike_summary["scenario"] == "demand-spike" and spike_summary["objective"] > 1066.0
-    assert "what-if" in result.stdout and "failed" in result.stdout  # the broken one is reported...
-    assert store_state(config)[0] == 1  # ...and only the main plan is in the store
+    assert "what-if double: planned" in result.stdout
+    assert "what-if spike/scenario.yaml: planned" in result.stdout
+    assert "what-if broken/scenario.yaml: failed" in result.stdout  # the broken file is reported ...
+    assert store_state(config)[0] == 1  # ... and only the main plan is in the store
 
 
 @pytest.mark.parametrize(
@@ -421,3 +434,12 @@ def test_inputs_hash_alike_in_a_recorded_run_and_in_the_batch(tmp_path: Path) ->
     result = batch_cli(config)  # the refresh folder is a copy of the same tables
     assert result.returncode == 0
     assert result.stdout.startswith("unchanged: inputs as in run 1")
+
+
+def test_the_shipped_nightly_config_is_valid() -> None:
+    from optistock.batch.config import load_batch_config
+
+    loaded = load_batch_config(REPO / "scenarios" / "batch" / "demo-nightly.yaml")
+    assert loaded.scenario == REPO / "scenarios" / "demo" / "whatif.yaml"
+    assert loaded.config.what_if_scenarios == ["supplier-outage"]
+    assert loaded.refresh_folder == REPO / "scenarios" / "demo" / "data"

@@ -16,8 +16,9 @@ import click
 
 from optistock import __version__
 from optistock.cli_batch import batch
-from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors
+from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors, scenario_names_option
 from optistock.cli_po import po
+from optistock.cli_whatif import compare, scenarios, sweep
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
 
@@ -61,6 +62,7 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
     is_flag=True,
     help="Do not read approved and sent purchase orders from the store as open orders.",
 )
+@scenario_names_option
 @handle_errors
 def run(
     scenario: Path,
@@ -72,12 +74,14 @@ def run(
     record: bool,
     db: str | None,
     no_firm_orders: bool,
+    scenario_names: tuple[str, ...] = (),
 ) -> None:
     """Plan purchases and transfers for SCENARIO and write the plan to --out.
 
     \b
-    Example:
+    Examples:
       optistock run scenarios/demo/base.yaml --out runs/base --time-limit 30
+      optistock run scenarios/demo/whatif.yaml --scenario demand-spike,budget-cut --out runs/spike-cut
 
       optistock run scenarios/demo/base.yaml --out runs/base --record --db sqlite:///plans.db
 
@@ -94,6 +98,7 @@ def run(
         result = run_scenario(
             scenario,
             out,
+            scenario_names,
             store=store,
             record=record,
             firm_orders=not no_firm_orders,
@@ -132,15 +137,19 @@ def run(
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("scenario", type=click.Path(path_type=Path))
+@scenario_names_option
 @handle_errors
-def check(scenario: Path) -> None:
+def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
     """Validate SCENARIO and its input tables without solving.
 
     \b
-    Example:
+    Examples:
       optistock check scenarios/demo/base.yaml
+      optistock check scenarios/demo/whatif.yaml --scenario supplier-outage
     """
-    problem = load_problem(scenario)
+    problem = load_problem(scenario, scenario_names)
+    for change in problem.changes:
+        click.echo(f"change ({change['origin']}, {change['source']}): {change['effect']}", err=True)
     for warning in problem.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
@@ -152,3 +161,6 @@ def check(scenario: Path) -> None:
 
 main.add_command(po)
 main.add_command(batch)
+main.add_command(scenarios)
+main.add_command(sweep)
+main.add_command(compare)

@@ -58,7 +58,7 @@ def batch(
 
     \b
     Example:
-      optistock batch scenarios/demo/nightly.yaml
+      optistock batch scenarios/batch/demo-nightly.yaml
       optistock batch nightly.yaml --deadline 05:30 --log-file /var/log/optistock/batch.jsonl
 
     Each run's log is also kept as OUTPUT_ROOT/logs/<run>.jsonl next to OUTPUT_ROOT/<run>/.
@@ -89,4 +89,4 @@ def batch(
         f"{summary['plan']['purchase_orders']} purchase orders proposed -> {outcome.run_dir}"
     )
     for entry in outcome.what_if:
-        click.echo(f"what-if {entry['scenario']}: {entry['status']} {entry.get('reason', '')}".rstrip())
+        click.echo(f"what-if {entry['what_if']}: {entry['status']} {entry.get('reason', '')}".rstrip())

@@ -57,6 +57,19 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _split_names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name.strip() for text in value for name in text.split(",") if name.strip())
+
+
+scenario_names_option = click.option(
+    "--scenario",
+    "scenario_names",
+    multiple=True,
+    callback=_split_names,
+    help="Named scenario(s) of the file to apply, in order: --scenario a,b (see `optistock scenarios list`).",
+)
+
+
 def db_option(command: F) -> F:
     """``--db URL``: the store (default ``$OPTISTOCK_DB``, else ``optistock.db`` here)."""
     return click.option(

@@ -23,13 +23,16 @@ from optistock.backend.solve import SolveResult, relative_gap
 from optistock.backend.strategy import Optimiser
 from optistock.errors import InputError, StoreError
 from optistock.postprocess.explain import explain_lines
+from optistock.postprocess.marginal import compute_marginal_values
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
 from optistock.preprocess.commitments import Commitments
 from optistock.preprocess.data import ProblemData, build_problem
-from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario, load_scenario
+from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario
 from optistock.store.database import Store, display_url
 from optistock.store.records import firm_order_lines, record_run
+from optistock.whatif.changes import LocatedChange
+from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     commitments: Commitments | None = None
     """Firm purchase orders from the store that this run took as given (``None``: no store used)."""
+    marginal_values: pd.DataFrame | None = None
+    """Value of one more unit of each budget, storage and supplier limit (see ``postprocess/marginal``)."""
 
     @property
     def objective(self) -> float:
@@ -126,6 +131,7 @@ def build_summary(run: RunResult, settings: SolverSettings, input_hash: str | No
         },
         "plan_check": {"valid": evaluation.is_valid, "violations": evaluation.violations},
         "warnings": run.problem.warnings,
+        "changes": run.problem.changes,
         "firm_orders": None if run.commitments is None else run.commitments.applied,
         "optistock_version": __version__,
     }
@@ -165,8 +171,16 @@ def fill_run_folder(
     write_csv(evaluation.transfers, folder / "transfer_plan.csv")
     write_csv(evaluation.inventory, folder / "inventory_plan.csv")
     write_inputs(run.problem, input_settings or settings, folder / "inputs")
-    run.timings["write"] = time.perf_counter() - started
+    marginal_started = time.perf_counter()
+    run.marginal_values, marginal_summary = compute_marginal_values(
+        run.problem, evaluation, threads=settings.threads
+    )
+    if run.marginal_values is not None:
+        write_csv(run.marginal_values, folder / "marginal_values.csv")
+    run.timings["marginal_values"] = time.perf_counter() - marginal_started
+    run.timings["write"] = time.perf_counter() - started - run.timings["marginal_values"]
     run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
+    run.summary["marginal_values"] = marginal_summary
     if before_summary is not None:
         run.summary.update(before_summary(run.summary))
     write_json(run.summary, folder / "summary.json")
@@ -187,6 +201,9 @@ def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -
     folder.mkdir()
     for name, frame in problem.tables.items():
         write_csv(frame, folder / f"{name}.csv")
+    if problem.changes:
+        # the tables above already include the changes: this is the record, not something to re-apply
+        write_json({"scenario": problem.scenario.name, "changes": problem.changes}, folder / "changes.json")
     resolved: Scenario = problem.scenario.model_copy(update={"data": Path("."), "solver": settings})
     dump_scenario(resolved, folder / "scenario.yaml")
 
@@ -194,6 +211,8 @@ def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -
 def run_scenario(
     scenario_path: Path,
     out: Path | None = None,
+    scenario_names: Sequence[str] = (),
+    extra_changes: Sequence[LocatedChange] = (),
     *,
     store: Store | None = None,
     record: bool = False,
@@ -202,22 +221,25 @@ def run_scenario(
 ) -> RunResult:
     """Load, build, solve, re-simulate and (when ``out`` is given) write one scenario.
 
-    With a ``store``, approved and sent purchase orders of earlier runs of the same scenario are
-    inputs (unless ``firm_orders`` is false; see :mod:`optistock.preprocess.commitments`); with
-    ``record`` the run and its purchase orders are stored as proposals, in one transaction that
-    commits only after the output folder is complete.
+    ``scenario_names`` are named scenarios of the file applied in order; ``extra_changes`` (located
+    what-if changes, see :mod:`optistock.whatif.changes`) are applied after them.
+
+    With a ``store``, approved and sent purchase orders of earlier runs of the same scenario (named
+    as in its file, before ``scenario_names``) are inputs unless ``firm_orders`` is false (see
+    :mod:`optistock.preprocess.commitments`); with ``record`` the run and its purchase orders are
+    stored as proposals, in one transaction that commits only after the output folder is complete.
     """
     if record and (store is None or out is None):
         raise ValueError("recording a run needs a store and an output folder")
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
-    loaded = load_scenario(scenario_path)
+    setup = load_scenario_file(scenario_path, scenario_names, extra_changes)
     commitments = None
     if store is not None and firm_orders:
         with store.transaction() as session:
-            lines = firm_order_lines(session, loaded.scenario.name)
-        commitments = Commitments(lines, display_url(store.url))
-    problem = build_problem(loaded, commitments)
+            lines = firm_order_lines(session, setup.base_name)
+        commitments = Commitments(lines, display_url(store.url), setup.base_name)
+    problem = build_problem(setup.loaded, setup.changes, setup.classes, commitments)
     load_seconds = time.perf_counter() - started
     settings = with_overrides(problem, **solver_overrides)
     run = solve_problem(problem, settings)
@@ -260,7 +282,8 @@ def write_and_record(
                 }
             }
             if used is not None:
-                now = firm_order_lines(session, run.problem.scenario.name)
+                assert run.commitments is not None
+                now = firm_order_lines(session, run.commitments.scenario)
                 if not _same_lines(now, used):
                     message = (
                         "purchase orders were approved, rejected or edited while this run was solving; "

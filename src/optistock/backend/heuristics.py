@@ -151,11 +151,11 @@ def _shift_in_time(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
     units: dict[tuple[str, int], float] = defaultdict(float)
     for supplier, period, ordered in zip(suppliers, periods, quantity, strict=True):
         units[(supplier, period)] += float(ordered)
-    capacity = {str(s): float(c) for s, c in problem.suppliers["capacity"].items() if pd.notna(c)}
     line_at = {key: row for row, key in enumerate(zip(suppliers, skus, warehouses, periods, strict=True))}
 
     def room(supplier: str, period: int) -> tuple[float, float]:
-        units_room = capacity.get(supplier, math.inf) - units[(supplier, period)]
+        capacity = problem.supplier_capacity_in(supplier, period)
+        units_room = (math.inf if math.isnan(capacity) else capacity) - units[(supplier, period)]
         return budget_room.get(period, math.inf), units_room
 
     added: dict[tuple[str, str, str, int], int] = defaultdict(int)
@@ -268,8 +268,8 @@ def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.Data
     removable = _removable_units(orders, inventory)
     units = orders["quantity"].astype(float)
     ones = pd.Series(1.0, index=orders.index)
-    for (supplier, _), group in orders.groupby(["supplier", "order_period"]):
-        limit = cast(float, suppliers.at[supplier, "capacity"])
+    for (supplier, period), group in orders.groupby(["supplier", "order_period"]):
+        limit = problem.supplier_capacity_in(str(supplier), int(cast(SupportsInt, period)))
         if pd.notna(limit):
             _cut(
                 orders, group, units, ones, float(group["quantity"].sum()) - float(limit), removable, changes

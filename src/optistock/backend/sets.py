@@ -218,21 +218,32 @@ def build_sets(
         lowest_price = min(price for _, price in schedule)
         supplier_row = cast(pd.Series, suppliers.loc[supplier])  # one row: the index is unique
         for warehouse, transit, lane_cost in lanes_by_supplier.get(supplier, []):
-            bound = line_quantity_bound(
+            uncapped = line_quantity_bound(
                 needs.get((sku, warehouse), 0.0),
                 moq,
                 pack,
                 schedule[-1][0],
                 float(supplier_row["min_order_value"]),
                 lowest_price,
-                float(supplier_row["capacity"]),
+                math.nan,
             )
-            if bound < max(moq, pack, 1):
-                continue  # nothing to serve, or the supplier's capacity is below one allowed quantity
-            segments = price_segments(schedule, moq, pack, bound) if len(schedule) > 1 else []
-            if len(schedule) > 1 and not segments:
-                continue
+            segments_by_bound: dict[int, list[PriceSegment]] = {}
             for order_period in range(periods - lead - transit):
+                period_capacity = problem.supplier_capacity_in(supplier, order_period)
+                bound = (
+                    uncapped
+                    if math.isnan(period_capacity)
+                    else min(uncapped, round_down(period_capacity, pack))
+                )
+                if bound < max(moq, pack, 1):
+                    continue  # nothing to serve, or the supplier's capacity is below one allowed quantity
+                if bound not in segments_by_bound:
+                    segments_by_bound[bound] = (
+                        price_segments(schedule, moq, pack, bound) if len(schedule) > 1 else []
+                    )
+                segments = segments_by_bound[bound]
+                if len(schedule) > 1 and not segments:
+                    continue
                 line = LineData(
                     supplier,
                     sku,
@@ -313,10 +324,10 @@ def build_sets(
         on_hand=on_hand,
         shipping_cells=shipping_cells,
         supplier_capacity={
-            (str(s), t): float(c)
-            for s, c in suppliers_capacity.items()
-            if not math.isnan(c)
+            (str(s), t): limit
+            for s in suppliers_capacity.index
             for t in range(periods)
+            if not math.isnan(limit := problem.supplier_capacity_in(str(s), t))
         },
         budget={int(cast(SupportsInt, t)): float(amount) for t, amount in problem.budget.items()},
         storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},

@@ -38,8 +38,11 @@ class Refresh(StrictModel):
 class BatchConfig(StrictModel):
     scenario: Path
     """The scenario to plan, relative to this file; its name identifies the plan in the store."""
+    what_if_scenarios: list[str] = Field(default_factory=list)
+    """Named scenarios of the main scenario file, planned after it on tonight's tables (outputs only,
+    not recorded as proposals)."""
     what_if: list[Path] = Field(default_factory=list)
-    """Scenario files run after the main plan (outputs only, not recorded as proposals)."""
+    """Scenario files planned after it on their own data (outputs only, not recorded as proposals)."""
     store: str | None = None
     """SQLAlchemy URL of the store (default: $OPTISTOCK_DB, else sqlite:///optistock.db here)."""
     output_root: Path
@@ -88,6 +91,19 @@ def load_batch_config(path: Path) -> LoadedBatchConfig:
                 str(exc), file=file, line=line_of(document, "deadline"), field="deadline"
             ) from exc
     loaded = LoadedBatchConfig(config, path)
+    if config.what_if_scenarios and loaded.scenario.is_file():
+        from optistock.whatif.scenario_file import load_scenario_file
+
+        defined = load_scenario_file(loaded.scenario).scenarios
+        for position, name in enumerate(config.what_if_scenarios):
+            if name not in defined:
+                names = ", ".join(defined) or "none"
+                raise InputError(
+                    f"unknown scenario '{name}' (defined in {loaded.scenario.name}: {names})",
+                    file=file,
+                    line=line_of(document, "what_if_scenarios", position),
+                    field="what_if_scenarios",
+                )
     for key, target in [("scenario", loaded.scenario), *[("what_if", p) for p in loaded.what_if]]:
         if not target.is_file():
             raise InputError(f"file not found: {target}", file=file, line=line_of(document, key), field=key)

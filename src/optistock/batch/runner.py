@@ -41,7 +41,7 @@ from optistock.backend.heuristics import repair_plan
 from optistock.batch.config import LoadedBatchConfig, batch_deadline, load_batch_config
 from optistock.batch.lock import BatchLock
 from optistock.batch.logs import RunLog
-from optistock.batch.refresh import build_snapshot
+from optistock.batch.refresh import Snapshot, build_snapshot
 from optistock.errors import InputError, NoSolutionError, OptistockError
 from optistock.pipeline import RunResult, fill_run_folder, hash_folder, solve_problem, write_inputs, write_run
 from optistock.postprocess.explain import explain_lines
@@ -49,10 +49,11 @@ from optistock.postprocess.simulate import evaluate_plan
 from optistock.postprocess.writer import fsync_tree
 from optistock.preprocess.commitments import Commitments
 from optistock.preprocess.data import ProblemData, build_problem
-from optistock.preprocess.scenario import LoadedScenario, SolverSettings, load_scenario
+from optistock.preprocess.scenario import LoadedScenario, SolverSettings
 from optistock.store.database import Store, display_url, open_store
 from optistock.store.records import firm_order_lines, record_run
 from optistock.store.schema import POStatus, PurchaseOrder, Run
+from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _run(
             f"the deadline {deadline_at:%Y-%m-%d %H:%M} has already passed", file=str(config_path)
         )
     end = clock + seconds
-    scenario_name = load_scenario(loaded.scenario).scenario.name
+    scenario_name = load_scenario_file(loaded.scenario).loaded.scenario.name
     log_path = loaded.output_root / "logs" / f"{run_folder_name(scenario_name, started)}.jsonl"
     stack.enter_context(RunLog(log_path))
     logger.info(
@@ -144,7 +145,8 @@ def _run(
     try:
         with BatchLock(store):
             recover(loaded.output_root, store)
-            outcome = _plan(loaded, store, started, end, force)
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="optistock-batch-")))
+            outcome = _plan(loaded, store, started, end, force, work)
     finally:
         store.close()
     outcome.deadline = deadline_at
@@ -153,23 +155,24 @@ def _run(
 
 
 def _plan(
-    loaded: LoadedBatchConfig, store: Store, started: dt.datetime, end: float, force: bool
+    loaded: LoadedBatchConfig, store: Store, started: dt.datetime, end: float, force: bool, work: Path
 ) -> BatchOutcome:
     checkpoint("load")
-    scenario_file = load_scenario(loaded.scenario)
-    scenario = scenario_file.scenario
+    setup = load_scenario_file(loaded.scenario)
+    scenario = setup.loaded.scenario
     with store.transaction() as session:
-        firm = Commitments(firm_order_lines(session, scenario.name), display_url(store.url))
-    with tempfile.TemporaryDirectory(prefix="optistock-batch-") as temporary:
-        snapshot = build_snapshot(loaded, scenario_file.data_dir, store.url, Path(temporary) / "tables")
-        tonight = LoadedScenario(scenario=scenario, path=scenario_file.path, data_dir=snapshot.folder)
-        try:
-            problem = build_problem(tonight, firm)
-        except InputError as exc:
-            raise snapshot.locate(exc) from exc
-        input_settings = scenario.solver
-        write_inputs(problem, input_settings, Path(temporary) / "inputs")
-        input_hash = hash_folder(Path(temporary) / "inputs")
+        firm = Commitments(
+            firm_order_lines(session, setup.base_name), display_url(store.url), setup.base_name
+        )
+    snapshot = build_snapshot(loaded, setup.loaded.data_dir, store.url, work / "tables")
+    tonight = LoadedScenario(scenario=scenario, path=setup.loaded.path, data_dir=snapshot.folder)
+    try:
+        problem = build_problem(tonight, setup.changes, setup.classes, firm)
+    except InputError as exc:
+        raise snapshot.locate(exc) from exc
+    input_settings = scenario.solver
+    write_inputs(problem, input_settings, work / "inputs")
+    input_hash = hash_folder(work / "inputs")
     logger.info("inputs loaded: hash %s", input_hash[:12], extra={"input_hash": input_hash})
 
     published = _published_run(store, scenario.name, input_hash)
@@ -204,7 +207,7 @@ def _plan(
         "carried_plan": carried,
     }
     run_id, run_dir = _publish(run, settings, input_settings, loaded.output_root, store, started, batch_info)
-    what_if = _what_ifs(loaded, firm, run_dir, end)
+    what_if = _what_ifs(loaded, firm, run_dir, end, snapshot)
     return BatchOutcome("planned", run_id, run_dir, run.summary, what_if)
 
 
@@ -382,35 +385,45 @@ def recover(root: Path, store: Store) -> list[str]:
 
 
 def _what_ifs(
-    loaded: LoadedBatchConfig, firm: Commitments, run_dir: Path, end: float
+    loaded: LoadedBatchConfig, firm: Commitments, run_dir: Path, end: float, snapshot: Snapshot
 ) -> list[dict[str, Any]]:
+    """Plan each what-if while time lasts: named scenarios of the main file on tonight's tables, then
+    what-if files on their own data; each written atomically to ``run_dir/what-if/<name>/``."""
+    jobs: list[tuple[str, Path, list[str]]] = [
+        (name, loaded.scenario, [name]) for name in loaded.config.what_if_scenarios
+    ] + [(str(given), path, []) for given, path in zip(loaded.config.what_if, loaded.what_if, strict=True)]
     results: list[dict[str, Any]] = []
-    for index, path in enumerate(loaded.what_if):
-        checkpoint("what_if", scenario=str(path))
+    for index, (label, path, names) in enumerate(jobs):
+        checkpoint("what_if", what_if=label)
         left = end - time.monotonic()
         reserve = max(WRITE_RESERVE_SECONDS, WRITE_RESERVE_SHARE * left)
-        time_limit = (left - reserve) / (len(loaded.what_if) - index)
-        entry: dict[str, Any] = {"scenario": str(path)}
+        time_limit = (left - reserve) / (len(jobs) - index)
+        entry: dict[str, Any] = {"what_if": label}
         if time_limit < MIN_SOLVE_SECONDS:
             entry.update(status="skipped", reason="no time left before the deadline")
-            logger.warning("what-if %s skipped: no time left before the deadline", path.name)
+            logger.warning("what-if %s skipped: no time left before the deadline", label)
             results.append(entry)
             continue
         try:
-            what_if = load_scenario(path)
-            commitments = Commitments(firm.lines, firm.source)
-            problem = build_problem(what_if, commitments)
-            settings = what_if.scenario.solver.model_copy(
-                update={"time_limit": min(what_if.scenario.solver.time_limit, time_limit)}
-            )
+            setup = load_scenario_file(path, names)
+            target = setup.loaded
+            if names:  # a named scenario of the main file: tonight's tables, not the file's data folder
+                target = LoadedScenario(scenario=target.scenario, path=target.path, data_dir=snapshot.folder)
+            commitments = Commitments(firm.lines, firm.source, firm.scenario)
+            try:
+                problem = build_problem(target, setup.changes, setup.classes, commitments)
+            except InputError as exc:
+                raise snapshot.locate(exc) from exc
+            solver = target.scenario.solver
+            settings = solver.model_copy(update={"time_limit": min(solver.time_limit, time_limit)})
             run = solve_problem(problem, settings)
             run.commitments = commitments
-            out = run_dir / "what-if" / re.sub(r"[^A-Za-z0-9._-]+", "_", what_if.scenario.name)
+            out = run_dir / "what-if" / re.sub(r"[^A-Za-z0-9._+-]+", "_", target.scenario.name)
             write_run(run, settings, out)
             entry.update(status="planned", objective=run.objective, out=str(out))
-            logger.info("what-if %s: cost %.2f -> %s", what_if.scenario.name, run.objective, out)
+            logger.info("what-if %s: cost %.2f -> %s", label, run.objective, out)
         except OptistockError as exc:
             entry.update(status="failed", reason=str(exc), exit_code=int(exc.exit_code))
-            logger.error("what-if %s failed: %s", path.name, exc)
+            logger.error("what-if %s failed: %s", label, exc)
         results.append(entry)
     return results

@@ -194,7 +194,7 @@ def _check_supplier_capacity(problem: ProblemData, orders: pd.DataFrame, violati
     units = orders.groupby(["supplier", "order_period"])["quantity"].sum()
     for key, quantity in units.items():
         supplier, period = cast(tuple[str, int], key)
-        capacity = cast(float, problem.suppliers.at[supplier, "capacity"])
+        capacity = problem.supplier_capacity_in(supplier, int(period))
         if pd.notna(capacity) and quantity > capacity + TOLERANCE:
             violations.append(
                 f"supplier capacity: {supplier} in period {period} ordered {quantity:g} units, "

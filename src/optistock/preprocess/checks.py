@@ -9,6 +9,7 @@ from optistock.preprocess.tables import RawTable
 
 REFERENCES: dict[str, list[tuple[str, str, str]]] = {
     # table: [(column, referenced table, referenced column)]
+    "supplier_capacity": [("supplier", "suppliers", "supplier")],
     "offers": [("supplier", "suppliers", "supplier"), ("sku", "skus", "sku")],
     "price_breaks": [("supplier", "suppliers", "supplier"), ("sku", "skus", "sku")],
     "lanes": [("supplier", "suppliers", "supplier"), ("warehouse", "warehouses", "warehouse")],

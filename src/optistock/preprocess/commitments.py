@@ -29,7 +29,7 @@ import pandas as pd
 
 from optistock.errors import InputError
 from optistock.preprocess.scenario import Horizon
-from optistock.preprocess.tables import TABLES, RawTable
+from optistock.preprocess.tables import TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Commitments:
 
     lines: pd.DataFrame
     source: str
+    scenario: str = ""
+    """The scenario name the firm orders were read for."""
     applied: dict[str, Any] = field(default_factory=dict)
     """What :func:`apply_commitments` did, for ``summary.json``."""
 
@@ -65,8 +67,11 @@ def _new_period(old_period: int, old_start: dt.date | None, old_length: int, hor
     return (date - horizon.start).days // horizon.period_length_days
 
 
-def apply_commitments(tables: dict[str, RawTable], commitments: Commitments, horizon: Horizon) -> list[str]:
-    """Add firm lines to ``open_orders`` and deduct their value from ``budget`` (in place).
+def apply_commitments(
+    frames: dict[str, pd.DataFrame], commitments: Commitments, horizon: Horizon
+) -> list[str]:
+    """Add firm lines to ``open_orders`` and deduct their value from ``budget`` (replacing those frames
+    in ``frames``, the validated canonical tables).
 
     Returns warnings for the run. Raises :class:`InputError` when a firm line names a supplier, SKU or
     warehouse that the input tables no longer have (the commitment could not be represented).
@@ -77,9 +82,9 @@ def apply_commitments(tables: dict[str, RawTable], commitments: Commitments, hor
         commitments.applied = _applied([], 0, 0, 0, 0, 0.0, {})
         return warnings
     known = {
-        "supplier": set(tables["suppliers"].frame["supplier"]),
-        "sku": set(tables["skus"].frame["sku"]),
-        "warehouse": set(tables["warehouses"].frame["warehouse"]),
+        "supplier": set(frames["suppliers"]["supplier"]),
+        "sku": set(frames["skus"]["sku"]),
+        "warehouse": set(frames["warehouses"]["warehouse"]),
     }
     records: list[Any] = list(lines.itertuples(index=False))
     for row in records:
@@ -117,7 +122,11 @@ def apply_commitments(tables: dict[str, RawTable], commitments: Commitments, hor
             "quantity": pending["quantity"].astype(float),
         }
     )
-    _append_rows(tables, "open_orders", rows, commitments.source)
+    rows = rows[TABLES["open_orders"].column_names].reset_index(drop=True)
+    if "open_orders" in frames:
+        frames["open_orders"] = pd.concat([frames["open_orders"], rows], ignore_index=True)
+    elif not rows.empty:
+        frames["open_orders"] = rows
 
     committed = (
         lines[(lines["new_order_period"] >= 0) & (lines["new_order_period"] < horizon.periods)]
@@ -125,8 +134,8 @@ def apply_commitments(tables: dict[str, RawTable], commitments: Commitments, hor
         .sum()
     )
     budget_committed: dict[int, float] = {}
-    if "budget" in tables and not committed.empty:
-        budget = tables["budget"].frame
+    if "budget" in frames and not committed.empty:
+        budget = frames["budget"] = frames["budget"].copy()
         for period, value in committed.items():
             mask = budget["period"] == period
             if not mask.any():
@@ -178,14 +187,3 @@ def _applied(
         "units_pending": units_pending,
         "budget_committed": budget_committed,
     }
-
-
-def _append_rows(tables: dict[str, RawTable], name: str, rows: pd.DataFrame, source: str) -> None:
-    spec = TABLES[name]
-    rows = rows[spec.column_names].reset_index(drop=True)
-    if name in tables:
-        table = tables[name]
-        table.frame = pd.concat([table.frame, rows], ignore_index=True)
-        table.source_line = np.concatenate([table.source_line, np.zeros(len(rows), dtype=np.int64)])
-    else:
-        tables[name] = RawTable(spec, rows, f"store {source}", np.arange(len(rows)) + 1, is_csv=False)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import SupportsFloat, cast
+from typing import Any, SupportsFloat, cast
 
 import numpy as np
 import pandas as pd
@@ -18,8 +19,10 @@ from optistock.preprocess.checks import (
     usability_warnings,
 )
 from optistock.preprocess.commitments import Commitments, apply_commitments
-from optistock.preprocess.scenario import LoadedScenario, Scenario, load_scenario
-from optistock.preprocess.tables import TABLES, RawTable, read_tables
+from optistock.preprocess.scenario import LoadedScenario, Scenario
+from optistock.preprocess.tables import TABLES, read_tables
+from optistock.whatif.changes import LocatedChange, apply_changes
+from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,27 @@ class ProblemData:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     """The canonical input tables exactly as solved (written to a run's ``inputs/``)."""
     warnings: list[str] = field(default_factory=list)
+    supplier_period_capacity: pd.Series = field(
+        default_factory=lambda: pd.Series(
+            dtype=float, index=pd.MultiIndex.from_tuples([], names=["supplier", "period"])
+        )
+    )
+    """index (supplier, period): the supplier's capacity in that order period, replacing
+    ``suppliers.capacity`` there (the optional ``supplier_capacity`` table; 0 is an outage)."""
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    """The what-if changes applied to the input tables, in order (see :mod:`optistock.whatif`)."""
+
+    def supplier_capacity_in(self, supplier: str, period: int) -> float:
+        """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
+        override = self._capacity_overrides.get((supplier, period))
+        if override is not None:
+            return override
+        return float(cast(SupportsFloat, self.suppliers.at[supplier, "capacity"]))
+
+    @cached_property
+    def _capacity_overrides(self) -> dict[tuple[str, int], float]:
+        items = cast("Sequence[tuple[tuple[str, int], float]]", list(self.supplier_period_capacity.items()))
+        return {(str(s), int(t)): float(c) for (s, t), c in items}
 
     def price_schedule(self, supplier: str, sku: str) -> list[tuple[int, float]]:
         """(min_quantity, unit_price) steps of an offer, ascending, starting with (0, list price)."""
@@ -67,9 +91,8 @@ class ProblemData:
         return grouped
 
 
-def _frame(tables: dict[str, RawTable], name: str) -> pd.DataFrame:
-    if name in tables:
-        return tables[name].frame
+def _empty_frame(name: str) -> pd.DataFrame:
+    """An optional table that is absent: no rows, the contract's columns."""
     return pd.DataFrame(
         {c: pd.Series(dtype=object if c in _ID_COLUMNS[name] else float) for c in TABLES[name].column_names}
     )
@@ -78,70 +101,115 @@ def _frame(tables: dict[str, RawTable], name: str) -> pd.DataFrame:
 _ID_COLUMNS = {name: {c.name for c in spec.columns if c.kind.name == "ID"} for name, spec in TABLES.items()}
 
 
-def load_problem(scenario_path: Path, commitments: Commitments | None = None) -> ProblemData:
-    """Load the scenario and its tables, validate everything, and build :class:`ProblemData`."""
-    loaded = load_scenario(scenario_path)
-    return build_problem(loaded, commitments)
+def load_problem(
+    scenario_path: Path,
+    scenario_names: Sequence[str] = (),
+    extra_changes: Sequence[LocatedChange] = (),
+    commitments: Commitments | None = None,
+) -> ProblemData:
+    """Load the scenario (following ``extends``, applying its ``changes``, then those of the named
+    ``scenario_names`` in order, then ``extra_changes``) and its tables, validate everything, and build
+    :class:`ProblemData`; ``commitments`` as in :func:`build_problem`."""
+    setup = load_scenario_file(scenario_path, scenario_names, extra_changes)
+    return build_problem(setup.loaded, setup.changes, setup.classes, commitments)
 
 
-def build_problem(loaded: LoadedScenario, commitments: Commitments | None = None) -> ProblemData:
-    """Validated, indexed inputs; ``commitments`` (firm purchase orders from the store) are added as
-    open orders and deducted from the budget first (see :mod:`optistock.preprocess.commitments`)."""
+def build_problem(
+    loaded: LoadedScenario,
+    changes: Sequence[LocatedChange] = (),
+    classes: dict[str, list[str]] | None = None,
+    commitments: Commitments | None = None,
+) -> ProblemData:
+    """Read and check the tables of ``loaded``, apply the what-if ``changes`` (located changes, see
+    :func:`optistock.whatif.changes.apply_changes`), then the ``commitments`` (firm purchase orders from
+    the store, added as open orders and deducted from the budget, see
+    :mod:`optistock.preprocess.commitments`) and build :class:`ProblemData`.
+
+    Commitments come last: they are fixed amounts, so a what-if budget cut scales the budget and the
+    committed spend is then taken off what is left.
+    """
     scenario = loaded.scenario
     periods = scenario.horizon.periods
     tables = read_tables(loaded.data_dir)
     warnings: list[str] = []
-    if commitments is not None:
-        warnings += apply_commitments(tables, commitments, scenario.horizon)
     check_references(tables)
     check_periods_not_negative(tables["demand"], "period")
-    if "budget" in tables:
-        check_periods_not_negative(tables["budget"], "period")
+    for name in ("budget", "supplier_capacity"):
+        if name in tables:
+            check_periods_not_negative(tables[name], "period")
 
     warnings += rows_beyond_horizon(tables["demand"], "period", periods)
     if "open_orders" in tables:
         warnings += rows_beyond_horizon(tables["open_orders"], "arrival_period", periods)
-    if "budget" in tables:
-        warnings += rows_beyond_horizon(tables["budget"], "period", periods)
+    for name in ("budget", "supplier_capacity"):
+        if name in tables:
+            warnings += rows_beyond_horizon(tables[name], "period", periods)
 
-    skus = _frame(tables, "skus").set_index("sku")
-    warehouses = _frame(tables, "warehouses").set_index("warehouse")
-    suppliers = _frame(tables, "suppliers").set_index("supplier")
-    offers = _frame(tables, "offers").set_index(["supplier", "sku"]).sort_index()
+    frames = {name: table.frame for name, table in tables.items()}
+    change_log: list[dict[str, Any]] = []
+    if changes:
+        frames, change_log = apply_changes(frames, changes, periods=periods, classes=classes or {})
+    if commitments is not None:
+        frames = dict(frames)
+        warnings += apply_commitments(frames, commitments, scenario.horizon)
+    return problem_from_frames(scenario, frames, warnings, change_log)
+
+
+def problem_from_frames(
+    scenario: Scenario,
+    frames: dict[str, pd.DataFrame],
+    warnings: list[str],
+    change_log: list[dict[str, Any]] | None = None,
+) -> ProblemData:
+    """Index validated canonical tables (``frames``: table name → frame with the contract's columns)."""
+    periods = scenario.horizon.periods
+    warnings = list(warnings)
+
+    def frame_of(name: str) -> pd.DataFrame:
+        if name in frames:
+            return frames[name].copy()
+        return _empty_frame(name)
+
+    skus = frame_of("skus").set_index("sku")
+    warehouses = frame_of("warehouses").set_index("warehouse")
+    suppliers = frame_of("suppliers").set_index("supplier")
+    offers = frame_of("offers").set_index(["supplier", "sku"]).sort_index()
     offers["order_multiple"] = offers["order_multiple"].clip(lower=1)
     for column in ("moq", "order_multiple", "lead_time"):
         offers[column] = offers[column].astype(np.int64)
-    price_breaks = _frame(tables, "price_breaks").astype({"min_quantity": np.int64})
+    price_breaks = frame_of("price_breaks").astype({"min_quantity": np.int64})
     price_breaks = price_breaks.set_index(["supplier", "sku", "min_quantity"]).sort_index()
 
-    if "lanes" in tables:
-        lanes = _frame(tables, "lanes").set_index(["supplier", "warehouse"]).sort_index()
+    if "lanes" in frames:
+        lanes = frame_of("lanes").set_index(["supplier", "warehouse"]).sort_index()
     else:
         index = pd.MultiIndex.from_product(
             [suppliers.index, warehouses.index], names=["supplier", "warehouse"]
         )
         lanes = pd.DataFrame({"transit_time": 0.0, "cost_per_unit": 0.0}, index=index)
     lanes["transit_time"] = lanes["transit_time"].astype(np.int64)
-    transfer_links = _frame(tables, "transfers").set_index(["from_warehouse", "to_warehouse"]).sort_index()
+    transfer_links = frame_of("transfers").set_index(["from_warehouse", "to_warehouse"]).sort_index()
     transfer_links["lead_time"] = transfer_links["lead_time"].astype(np.int64)
 
-    demand_frame = _frame(tables, "demand")
+    demand_frame = frame_of("demand")
     demand_frame = demand_frame[demand_frame["period"] < periods].astype({"period": np.int64})
     demand = demand_frame.set_index(["sku", "warehouse", "period"])["quantity"].sort_index()
-    on_hand = _frame(tables, "inventory").set_index(["sku", "warehouse"])["on_hand"].sort_index()
-    open_orders = _frame(tables, "open_orders")
+    on_hand = frame_of("inventory").set_index(["sku", "warehouse"])["on_hand"].sort_index()
+    open_orders = frame_of("open_orders")
     open_orders = open_orders[open_orders["arrival_period"] < periods].astype({"arrival_period": np.int64})
     open_orders = open_orders.reset_index(drop=True)
-    budget_frame = _frame(tables, "budget")
+    budget_frame = frame_of("budget")
     budget_frame = budget_frame[budget_frame["period"] < periods].astype({"period": np.int64})
     budget = budget_frame.set_index("period")["amount"].sort_index()
+    capacity_frame = frame_of("supplier_capacity")
+    capacity_frame = capacity_frame[capacity_frame["period"] < periods].astype({"period": np.int64})
+    supplier_period_capacity = capacity_frame.set_index(["supplier", "period"])["capacity"].sort_index()
 
     demand_by_sku = demand.groupby(level="sku").sum()
     warnings += usability_warnings(offers, lanes, skus.index, demand_by_sku, periods)
     for warning in warnings:
         logger.warning(warning)
 
-    canonical = {name: table.frame for name, table in tables.items()}
     return ProblemData(
         scenario=scenario,
         periods=periods,
@@ -156,6 +224,8 @@ def build_problem(loaded: LoadedScenario, commitments: Commitments | None = None
         on_hand=on_hand,
         open_orders=open_orders,
         budget=budget,
-        tables=canonical,
+        tables=dict(frames),
         warnings=warnings,
+        supplier_period_capacity=supplier_period_capacity,
+        changes=list(change_log or []),
     )

@@ -114,6 +114,8 @@ def _describe_validation_error(err: ValidationError, document: Any, file: str) -
         message = "required key is missing"
     elif first["type"] == "value_error" and not loc:
         message = message.removeprefix("Value error, ")  # a rule about the document as a whole
+    elif first["type"] == "value_error":
+        message = f"{message.removeprefix('Value error, ')} (got {first.get('input')!r})"
     else:
         message = f"{message} (got {first.get('input')!r})"
     line = _line_of(document, loc) if loc else document.lc.line + 1

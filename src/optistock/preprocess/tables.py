@@ -88,6 +88,14 @@ TABLES: dict[str, TableSpec] = {
             description="suppliers: fixed cost per purchase order, minimum order value, capacity",
         ),
         TableSpec(
+            "supplier_capacity",
+            (_id("supplier"), Column("period", Kind.INT), Column("capacity", Kind.FLOAT)),
+            key=("supplier", "period"),
+            required=False,
+            description="a supplier's capacity in one order period, replacing suppliers.capacity there "
+            "(0 = the supplier takes no orders in that period: an outage)",
+        ),
+        TableSpec(
             "offers",
             (
                 _id("supplier"),
