@@ -221,7 +221,7 @@ def test_a_batch_killed_while_the_solver_runs_leaves_nothing(tmp_path: Path) -> 
 
     write_instance(generate_instance(NAMED_SIZES["S"], 3), tmp_path / "s" / "data")
     (tmp_path / "s" / "scenario.yaml").write_text(
-        "name: s\ndata: data\nhorizon: {periods: 13}\nsolver: {time_limit: 60, mip_gap: 0.0, threads: 1}\n"
+        "name: s\ndata: data\nhorizon: {periods: 13}\nsolver: {time_limit: 8, mip_gap: 0.0, threads: 1}\n"
     )
     config = write_config(tmp_path, scenario="s/scenario.yaml")
     process = subprocess.Popen([*CLI, "batch", str(config)], stderr=subprocess.PIPE, text=True)
@@ -234,9 +234,7 @@ def test_a_batch_killed_while_the_solver_runs_leaves_nothing(tmp_path: Path) -> 
     assert process.wait(timeout=60) == -9
     assert visible_runs(tmp_path / "out") == []
     assert store_state(config)[0] == 0
-    assert (
-        batch_cli(config, "--deadline", "23:59" if time.localtime().tm_hour < 23 else "00:30").returncode == 0
-    )
+    assert batch_cli(config).returncode == 0
 
 
 def test_a_stale_lock_of_a_killed_batch_does_not_block(tmp_path: Path) -> None:

@@ -95,6 +95,18 @@ def print_table(frame: pd.DataFrame, title: str | None = None) -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
+def echo_frame(frame: pd.DataFrame, fmt: str, empty: str = "nothing to show") -> None:
+    """``frame`` on stdout as ``csv``, ``json`` (records) or a readable ``table``."""
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif frame.empty:
+        click.echo(empty)
+    else:
+        print_table(frame)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}" if value != int(value) or abs(value) >= 1000 else f"{value:g}"

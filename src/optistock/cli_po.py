@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors, print_table
+from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, echo_frame, handle_errors, print_table
 from optistock.store.schema import POStatus
 from optistock.store.workflow import (
     EXPORT_FORMATS,
@@ -71,14 +71,7 @@ def list_command(
         table = list_purchase_orders(store, run_id, supplier, status)
     finally:
         store.close()
-    if fmt == "csv":
-        click.echo(table.to_csv(index=False, lineterminator="\n"), nl=False)
-    elif fmt == "json":
-        click.echo(table.to_json(orient="records", date_format="iso", indent=2))
-    elif table.empty:
-        click.echo("no purchase orders match")
-    else:
-        print_table(table)
+    echo_frame(table, fmt, empty="no purchase orders match")
 
 
 @po.command("show", epilog=PO_HELP)
@@ -246,9 +239,4 @@ def history_command(po_id: str, fmt: str, db: str | None) -> None:
         table = history(store, parse_reference(po_id))
     finally:
         store.close()
-    if fmt == "csv":
-        click.echo(table.to_csv(index=False, lineterminator="\n"), nl=False)
-    elif fmt == "json":
-        click.echo(table.to_json(orient="records", date_format="iso", indent=2))
-    else:
-        print_table(table)
+    echo_frame(table, fmt)

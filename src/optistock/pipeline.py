@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
@@ -142,13 +143,20 @@ SummaryHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def write_run(
-    run: RunResult, settings: SolverSettings, out: Path, before_summary: SummaryHook | None = None
+    run: RunResult,
+    settings: SolverSettings,
+    out: Path,
+    before_summary: SummaryHook | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Write the plan tables, the resolved inputs and ``summary.json`` to ``out`` atomically.
 
-    ``before_summary`` runs inside the atomic write: if it raises, nothing is written.
+    ``before_summary`` runs inside the atomic write: if it raises, nothing is written. ``deadline``: see
+    :func:`fill_run_folder`.
     """
-    write_folder_atomically(out, lambda folder: fill_run_folder(run, settings, folder, before_summary))
+    write_folder_atomically(
+        out, lambda folder: fill_run_folder(run, settings, folder, before_summary, deadline=deadline)
+    )
 
 
 def fill_run_folder(
@@ -157,8 +165,13 @@ def fill_run_folder(
     folder: Path,
     before_summary: SummaryHook | None = None,
     input_settings: SolverSettings | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Write a run's files into the (empty, not yet published) ``folder``.
+
+    ``deadline`` (a ``time.monotonic()`` instant) bounds the marginal values, an add-on to the plan:
+    they are skipped, with the reason in ``summary.json``, when building and solving their LP could
+    not finish by then.
 
     ``inputs/scenario.yaml`` gets ``input_settings`` (default: ``settings``, the settings solved with):
     the nightly batch records the scenario's own settings there, not the time limit its deadline left,
@@ -172,9 +185,7 @@ def fill_run_folder(
     write_csv(evaluation.inventory, folder / "inventory_plan.csv")
     write_inputs(run.problem, input_settings or settings, folder / "inputs")
     marginal_started = time.perf_counter()
-    run.marginal_values, marginal_summary = compute_marginal_values(
-        run.problem, evaluation, threads=settings.threads
-    )
+    run.marginal_values, marginal_summary = _marginal_values(run, settings, deadline)
     if run.marginal_values is not None:
         write_csv(run.marginal_values, folder / "marginal_values.csv")
     run.timings["marginal_values"] = time.perf_counter() - marginal_started
@@ -184,6 +195,28 @@ def fill_run_folder(
     if before_summary is not None:
         run.summary.update(before_summary(run.summary))
     write_json(run.summary, folder / "summary.json")
+
+
+MARGINAL_BUILD_FACTOR = 2.0
+"""Building the fixed-plan LP of the marginal values takes up to about this many times the solve's
+model build time (it has every stock-sign binary); used to decide whether a deadline leaves room."""
+
+
+def _marginal_values(
+    run: RunResult, settings: SolverSettings, deadline: float | None
+) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    time_limit = None
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        build = MARGINAL_BUILD_FACTOR * run.timings.get("build", 0.0)
+        if left < build + 1.0:
+            reason = f"skipped: {max(left, 0):.0f} s left before the deadline, about {build + 1:.0f} s needed"
+            logger.info("marginal values %s", reason)
+            return None, {"available": False, "reason": reason}
+        time_limit = left - build
+    return compute_marginal_values(
+        run.problem, run.evaluation, threads=settings.threads, time_limit=time_limit
+    )
 
 
 def hash_folder(folder: Path) -> str:
@@ -255,31 +288,44 @@ def run_scenario(
     return run
 
 
+def record_in_store(
+    session: Session,
+    store: Store,
+    run: RunResult,
+    explanations: pd.DataFrame,
+    out: Path,
+    started_at: dt.datetime,
+) -> dict[str, Any]:
+    """Insert the run and its purchase orders (the caller commits); the ``store`` entry of its summary."""
+    stored = record_run(
+        session,
+        run.problem,
+        run.summary,
+        run.evaluation.orders,
+        run.evaluation.purchase_orders,
+        explanations,
+        out,
+        started_at,
+    )
+    return {
+        "url": display_url(store.url),
+        "run_id": stored.run_id,
+        "purchase_orders_proposed": stored.purchase_orders,
+        "superseded_purchase_orders": stored.superseded,
+    }
+
+
 def write_and_record(
     run: RunResult, settings: SolverSettings, out: Path, store: Store, started_at: dt.datetime
 ) -> None:
+    """Write ``out`` atomically and record the run, in one transaction committed once ``out`` is in place."""
     explanations = explain_lines(run.problem, run.evaluation)
     used = run.commitments.lines if run.commitments is not None else None
     with store.session() as session:
 
         def record(summary: dict[str, Any]) -> dict[str, Any]:
-            stored = record_run(
-                session,
-                run.problem,
-                summary,
-                run.evaluation.orders,
-                run.evaluation.purchase_orders,
-                explanations,
-                out,
-                started_at,
-            )
             extra: dict[str, Any] = {
-                "store": {
-                    "url": display_url(store.url),
-                    "run_id": stored.run_id,
-                    "purchase_orders_proposed": stored.purchase_orders,
-                    "superseded_purchase_orders": stored.superseded,
-                }
+                "store": record_in_store(session, store, run, explanations, out, started_at)
             }
             if used is not None:
                 assert run.commitments is not None

@@ -43,7 +43,15 @@ from optistock.batch.lock import BatchLock
 from optistock.batch.logs import RunLog
 from optistock.batch.refresh import Snapshot, build_snapshot
 from optistock.errors import InputError, NoSolutionError, OptistockError
-from optistock.pipeline import RunResult, fill_run_folder, hash_folder, solve_problem, write_inputs, write_run
+from optistock.pipeline import (
+    RunResult,
+    fill_run_folder,
+    hash_folder,
+    record_in_store,
+    solve_problem,
+    write_inputs,
+    write_run,
+)
 from optistock.postprocess.explain import explain_lines
 from optistock.postprocess.simulate import evaluate_plan
 from optistock.postprocess.writer import fsync_tree
@@ -51,7 +59,7 @@ from optistock.preprocess.commitments import Commitments
 from optistock.preprocess.data import ProblemData, build_problem
 from optistock.preprocess.scenario import LoadedScenario, SolverSettings
 from optistock.store.database import Store, display_url, open_store
-from optistock.store.records import firm_order_lines, record_run
+from optistock.store.records import firm_order_lines
 from optistock.store.schema import POStatus, PurchaseOrder, Run
 from optistock.whatif.scenario_file import load_scenario_file
 
@@ -66,6 +74,8 @@ WRITE_RESERVE_SHARE = 0.05
 MAIN_SHARE_WITH_WHAT_IFS = 0.6
 """Share of the remaining time the main plan may use when what-if scenarios follow it."""
 MIN_SOLVE_SECONDS = 1.0
+PUBLISH_SECONDS = 3.0
+"""Time kept for recording, committing and renaming after the marginal values (which may be skipped)."""
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -206,7 +216,9 @@ def _plan(
         "time_limit": time_limit,
         "carried_plan": carried,
     }
-    run_id, run_dir = _publish(run, settings, input_settings, loaded.output_root, store, started, batch_info)
+    run_id, run_dir = _publish(
+        run, settings, input_settings, loaded.output_root, store, started, batch_info, end
+    )
     what_if = _what_ifs(loaded, firm, run_dir, end, snapshot)
     return BatchOutcome("planned", run_id, run_dir, run.summary, what_if)
 
@@ -290,6 +302,7 @@ def _publish(
     store: Store,
     started: dt.datetime,
     batch_info: dict[str, Any],
+    end: float,
 ) -> tuple[int, Path]:
     """Write the run folder hidden, record the run in one transaction, commit, then reveal the folder."""
     checkpoint("write")
@@ -309,28 +322,20 @@ def _publish(
 
         def record(summary: dict[str, Any]) -> dict[str, Any]:
             nonlocal run_id
-            stored = record_run(
-                session,
-                run.problem,
-                summary,
-                run.evaluation.orders,
-                run.evaluation.purchase_orders,
-                explanations,
-                final,
-                started.astimezone(dt.timezone.utc),
+            stored = record_in_store(
+                session, store, run, explanations, final, started.astimezone(dt.timezone.utc)
             )
-            run_id = stored.run_id
-            return {
-                "store": {
-                    "url": display_url(store.url),
-                    "run_id": stored.run_id,
-                    "purchase_orders_proposed": stored.purchase_orders,
-                    "superseded_purchase_orders": stored.superseded,
-                },
-                "batch": batch_info,
-            }
+            run_id = stored["run_id"]
+            return {"store": stored, "batch": batch_info}
 
-        fill_run_folder(run, settings, partial, before_summary=record, input_settings=input_settings)
+        fill_run_folder(
+            run,
+            settings,
+            partial,
+            before_summary=record,
+            input_settings=input_settings,
+            deadline=end - PUBLISH_SECONDS,
+        )
         fsync_tree(partial)
         checkpoint("files_written")
         session.commit()
@@ -419,7 +424,7 @@ def _what_ifs(
             run = solve_problem(problem, settings)
             run.commitments = commitments
             out = run_dir / "what-if" / re.sub(r"[^A-Za-z0-9._+-]+", "_", target.scenario.name)
-            write_run(run, settings, out)
+            write_run(run, settings, out, deadline=end - PUBLISH_SECONDS)
             entry.update(status="planned", objective=run.objective, out=str(out))
             logger.info("what-if %s: cost %.2f -> %s", label, run.objective, out)
         except OptistockError as exc:

@@ -63,6 +63,7 @@ def solve_fixed_plan_lp(
     evaluation: PlanEvaluation,
     adjust_limits: Callable[[ModelSets], None] | None = None,
     threads: int = 1,
+    time_limit: float | None = None,
 ) -> FixedPlanLP:
     """Solve the LP of ``evaluation``'s plan with its discrete decisions fixed.
 
@@ -113,6 +114,7 @@ def solve_fixed_plan_lp(
     results = solver.solve(
         model,
         threads=threads,
+        time_limit=time_limit,
         load_solutions=False,
         raise_exception_on_nonoptimal_result=False,
         tee=logger.isEnabledFor(logging.DEBUG),
@@ -213,12 +215,12 @@ def describe_marginal_values(table: pd.DataFrame, count: int = 5) -> list[str]:
 
 
 def compute_marginal_values(
-    problem: ProblemData, evaluation: PlanEvaluation, threads: int = 1
+    problem: ProblemData, evaluation: PlanEvaluation, threads: int = 1, time_limit: float | None = None
 ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The marginal-value table of a plan and its entry for ``summary.json``; the table is None (and the
-    entry says why) when the fixed-plan LP cannot be solved."""
+    entry says why) when the fixed-plan LP cannot be solved (within ``time_limit`` seconds, if given)."""
     try:
-        lp = solve_fixed_plan_lp(problem, evaluation, threads=threads)
+        lp = solve_fixed_plan_lp(problem, evaluation, threads=threads, time_limit=time_limit)
     except MarginalValueError as exc:
         logger.warning("marginal values not available: %s", exc)
         return None, {"available": False, "reason": str(exc)}
