@@ -252,8 +252,14 @@ BAD_TABLES = [
     ("offers.csv", lambda t: t.replace("S1,A,10.0,20,", "S1,A,10.0,2.5,"), "line 2", "moq"),
     ("suppliers.csv", lambda t: t.replace("S1,50.0,", "S1,,"), "line 2", "order_cost"),
     ("demand.csv", lambda t: t.replace("A,W1,0,0", "A,W1,-1,0"), "line 2", "period"),
+    ("demand.csv", lambda t: t.replace("A,W1,3,30", "A,W1,3,nan"), "line 5", "quantity"),
+    ("inventory.csv", lambda t: t.replace("B,W1,0", "B,W9,0"), "line 3", "warehouse"),
+    ("offers.csv", lambda t: t.replace("S2,B,", "S9,B,"), "line 5", "supplier"),
     ("skus.csv", None, None, None),
 ]
+"""Each kind of bad input of the core contract: wrong type, negative, missing column, unknown sku,
+duplicate key, not a whole number, blank, negative period, NaN, unknown warehouse and supplier, and a
+required table missing everywhere."""
 
 
 @pytest.mark.parametrize("table, corrupt, where, field", BAD_TABLES)
@@ -401,6 +407,12 @@ def test_what_if_scenarios_run_after_the_plan_and_are_not_proposals(tmp_path: Pa
         ("scenario: s.yaml\noutput_root: out\ndeadline: soon\n", 3, "'soon' is not a deadline"),
         ("scenario: missing.yaml\noutput_root: out\nmax_minutes: 5\n", 1, "file not found"),
         ("scenario: s.yaml\noutput_root: out\nmax_minutes: -1\n", 3, "greater than 0"),
+        ("scenario: s.yaml\noutput_root: [out\nmax_minutes: 5\n", 3, "YAML syntax error"),
+        (
+            "scenario: s.yaml\noutput_root: out\nmax_minutes: 5\nwhat_if_scenarios: [nope]\n",
+            4,
+            "unknown scenario",
+        ),
         (
             "scenario: s.yaml\noutput_root: out\nmax_minutes: 5\n"
             "refresh:\n  sql:\n    tables:\n      demmand: x\n",

@@ -38,6 +38,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from optistock.backend.heuristics import repair_plan
+from optistock.backend.solve import relative_gap
 from optistock.batch.config import LoadedBatchConfig, batch_deadline, load_batch_config
 from optistock.batch.lock import BatchLock
 from optistock.batch.logs import RunLog
@@ -209,7 +210,11 @@ def _plan(
         "plan: cost %.2f, %d purchase orders",
         run.objective,
         len(run.evaluation.purchase_orders),
-        extra={"objective": run.objective, "gap": run.solve.best_bound},
+        extra={
+            "objective": run.objective,
+            "best_bound": run.solve.best_bound,
+            "gap": relative_gap(run.objective, run.solve.best_bound),
+        },
     )
     batch_info = {
         "deadline_seconds_left_at_solve": round(left, 1),
