@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
 from optistock import __version__
 from optistock.cli_batch import batch
-from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, handle_errors, scenario_names_option
+from optistock.cli_common import EXIT_CODES_HELP, db_option, handle_errors, scenario_names_option, store_at
 from optistock.cli_po import po
 from optistock.cli_whatif import compare, scenarios, sweep
 from optistock.pipeline import run_scenario
@@ -93,8 +94,8 @@ def run(
     the plan never orders the same goods twice. With --record the run is stored in one transaction
     that commits only once --out is complete.
     """
-    store = connect(db) if (record or db) else None
-    try:
+    with ExitStack() as stack:
+        store = stack.enter_context(store_at(db)) if (record or db) else None
         result = run_scenario(
             scenario,
             out,
@@ -107,9 +108,6 @@ def run(
             threads=threads,
             seed=seed,
         )
-    finally:
-        if store is not None:
-            store.close()
     summary = result.summary
     gap = summary["gap"]
     gap_text = "n/a" if gap is None else f"{100 * gap:.3f}%"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -80,8 +81,14 @@ def db_option(command: F) -> F:
     )(command)
 
 
-def connect(db: str | None) -> Store:
-    return open_store(db)
+@contextmanager
+def store_at(db: str | None) -> Iterator[Store]:
+    """The store at ``db`` (see :func:`optistock.store.database.resolve_url`), closed afterwards."""
+    store = open_store(db)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def print_table(frame: pd.DataFrame, title: str | None = None) -> None:

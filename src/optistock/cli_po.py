@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from optistock.cli_common import EXIT_CODES_HELP, connect, db_option, echo_frame, handle_errors, print_table
+from optistock.cli_common import EXIT_CODES_HELP, db_option, echo_frame, handle_errors, print_table, store_at
 from optistock.store.schema import POStatus
 from optistock.store.workflow import (
     EXPORT_FORMATS,
@@ -66,11 +66,8 @@ def list_command(
       optistock po list --status proposed --supplier ACME
       optistock po list --run 3 --format csv > run3.csv
     """
-    store = connect(db)
-    try:
+    with store_at(db) as store:
         table = list_purchase_orders(store, run_id, supplier, status)
-    finally:
-        store.close()
     echo_frame(table, fmt, empty="no purchase orders match")
 
 
@@ -86,11 +83,8 @@ def show_command(po_id: str, fmt: str, db: str | None) -> None:
     Example:
       optistock po show 17
     """
-    store = connect(db)
-    try:
+    with store_at(db) as store:
         view = show_purchase_order(store, parse_reference(po_id))
-    finally:
-        store.close()
     if fmt == "json":
         document = {
             "purchase_order": view.header,
@@ -130,11 +124,8 @@ def _decision(action: str) -> click.Command:
     @handle_errors
     def command(po_ids: tuple[str, ...], by: str, note: str | None, db: str | None) -> None:
         references = [parse_reference(text) for text in po_ids]
-        store = connect(db)
-        try:
+        with store_at(db) as store:
             decide(store, references, action, by, note)
-        finally:
-            store.close()
         done = "approved" if action == "approve" else "rejected"
         click.echo(f"{done}: {', '.join(str(r.id) for r in references)} (by {by})")
 
@@ -166,11 +157,8 @@ def edit_command(po_id: str, sku: str, quantity: float, by: str, note: str | Non
       optistock po edit 17 --sku SKU-003 --quantity 240 --by alice --note "promo stock"
     """
     reference = parse_reference(po_id)
-    store = connect(db)
-    try:
+    with store_at(db) as store:
         outcome = edit_line(store, reference, sku, quantity, by, note)
-    finally:
-        store.close()
     click.echo(
         f"purchase order {reference.id}, {sku}: {outcome.old_quantity:g} -> {outcome.new_quantity:g} units "
         f"at {outcome.new_unit_price:g}/unit (was {outcome.old_unit_price:g})"
@@ -205,11 +193,8 @@ def export_command(status: str, fmt: str, out: Path, by: str, db: str | None) ->
     Example:
       optistock po export --format xlsx --out outbox/2027-01-04 --by alice
     """
-    store = connect(db)
-    try:
+    with store_at(db) as store:
         outcome = export_purchase_orders(store, status, fmt, out, by)
-    finally:
-        store.close()
     if not outcome.files:
         click.echo(f"no {status} purchase orders to export")
         return
@@ -234,9 +219,6 @@ def history_command(po_id: str, fmt: str, db: str | None) -> None:
     Example:
       optistock po history 17
     """
-    store = connect(db)
-    try:
+    with store_at(db) as store:
         table = history(store, parse_reference(po_id))
-    finally:
-        store.close()
     echo_frame(table, fmt)

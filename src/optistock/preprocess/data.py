@@ -66,7 +66,12 @@ class ProblemData:
         override = self._capacity_overrides.get((supplier, period))
         if override is not None:
             return override
-        return float(cast(SupportsFloat, self.suppliers.at[supplier, "capacity"]))
+        return self._base_capacity[supplier]
+
+    @cached_property
+    def _base_capacity(self) -> dict[str, float]:
+        """``suppliers.capacity`` by supplier, as a dict: looked up once per line and period."""
+        return {str(s): float(c) for s, c in self.suppliers["capacity"].items()}
 
     @cached_property
     def _capacity_overrides(self) -> dict[tuple[str, int], float]:
