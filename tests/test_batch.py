@@ -453,3 +453,11 @@ def test_the_shipped_nightly_config_is_valid() -> None:
     assert loaded.scenario == REPO / "scenarios" / "demo" / "whatif.yaml"
     assert loaded.config.what_if_scenarios == ["supplier-outage"]
     assert loaded.refresh_folder == REPO / "scenarios" / "demo" / "data"
+
+
+def test_a_bad_deadline_on_the_command_line_is_exit_2(tmp_path: Path) -> None:
+    result = batch_cli(nightly(tmp_path), "--deadline", "25:99")
+    assert result.returncode == 2
+    error = json.loads(result.stderr.splitlines()[-1])
+    assert "field '--deadline'" in error["message"] and "'25:99' is not a deadline" in error["message"]
+    assert visible_runs(tmp_path / "out") == []

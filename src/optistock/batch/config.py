@@ -151,7 +151,10 @@ def batch_deadline(
     candidates = []
     text = override or loaded.config.deadline
     if text is not None:
-        candidates.append(parse_deadline(text, started))
+        try:
+            candidates.append(parse_deadline(text, started))
+        except ValueError as exc:  # only an override can be bad here: the file's was checked on load
+            raise InputError(str(exc), field="--deadline") from exc
     if loaded.config.max_minutes is not None:
         candidates.append(started + dt.timedelta(minutes=loaded.config.max_minutes))
     return min(candidates)
