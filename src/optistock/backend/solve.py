@@ -79,6 +79,47 @@ class Relaxation:
     values: dict[VariableKey, float]
 
 
+PROGRESS_EVERY_SECONDS = 10.0
+"""How often the MILP's incumbent and bound are logged while HiGHS searches."""
+
+
+class SolverProgress:
+    """Logs HiGHS's MILP progress (INFO, with ``extra={"solver_progress": {...}}`` for JSON logs): every
+    better plan it finds, and its incumbent and bound every :data:`PROGRESS_EVERY_SECONDS`."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.next_tick = started + PROGRESS_EVERY_SECONDS
+
+    def _log(self, what: str, event: Any) -> None:
+        out = event.data_out
+        progress = {
+            "seconds": round(time.perf_counter() - self.started, 2),
+            "objective": out.objective_function_value
+            if math.isfinite(out.objective_function_value)
+            else None,
+            "bound": out.mip_dual_bound if math.isfinite(out.mip_dual_bound) else None,
+            "gap": out.mip_gap if math.isfinite(out.mip_gap) else None,
+        }
+        logger.info(
+            "solver: %s after %.1f s: plan %s, bound %s",
+            what,
+            progress["seconds"],
+            progress["objective"],
+            progress["bound"],
+            extra={"solver_progress": progress},
+        )
+
+    def on_better_plan(self, event: Any) -> None:
+        self._log("better plan", event)
+
+    def on_tick(self, event: Any) -> None:
+        now = time.perf_counter()
+        if now >= self.next_tick:
+            self.next_tick = now + PROGRESS_EVERY_SECONDS
+            self._log("searching", event)
+
+
 class HighsSession:
     """One model loaded into HiGHS through Pyomo's persistent interface.
 
@@ -157,7 +198,20 @@ class HighsSession:
         """Solve under ``settings``; on success the model's variables hold the best plan found."""
         started = time.perf_counter()
         _use_threads(settings.threads)
-        results = self.solver.solve(
+
+        progress = SolverProgress(started)
+        improving, interrupt = self._highs.cbMipImprovingSolution, self._highs.cbMipInterrupt
+        improving.subscribe(progress.on_better_plan)
+        interrupt.subscribe(progress.on_tick)
+        try:
+            results = self._solve(settings, time_limit)
+        finally:
+            improving.unsubscribe(progress.on_better_plan)
+            interrupt.unsubscribe(progress.on_tick)
+        return self._result(results, started)
+
+    def _solve(self, settings: SolverSettings, time_limit: float | None) -> Any:
+        return self.solver.solve(
             self.model,
             time_limit=time_limit if time_limit is not None else settings.time_limit,
             rel_gap=settings.mip_gap,
@@ -171,6 +225,9 @@ class HighsSession:
                 "primal_feasibility_tolerance": 1e-8,
             },
         )
+
+    def _result(self, results: Any, started: float) -> SolveResult:
+        """The normalised account of a finished solve; loads the plan into the model's variables."""
         seconds = time.perf_counter() - started
         termination = results.termination_condition
         has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
