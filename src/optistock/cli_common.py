@@ -28,6 +28,7 @@ Exit codes:
   2  bad input: scenario YAML or an input table (file, line and field are named)
   3  hard constraints cannot be met (the constraint, warehouse and period are named)
   4  no plan found within the time limit
+  5  (optistock batch) another batch holds the lock on the store
   6  conflict: a purchase order changed since it was read (nothing changed; retry)
 """
 
