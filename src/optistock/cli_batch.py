@@ -86,7 +86,8 @@ def batch(
     click.echo(
         f"planned: run {outcome.run_id}, cost {summary['objective']:,.2f}, "
         f"gap {'n/a' if gap is None else f'{100 * gap:.2f}%'}, "
-        f"{summary['plan']['purchase_orders']} purchase orders proposed -> {outcome.run_dir}"
+        f"{summary['plan']['purchase_orders']} purchase orders proposed -> {outcome.run_dir} "
+        f"(log: {outcome.log})"
     )
     for entry in outcome.what_if:
         click.echo(f"what-if {entry['what_if']}: {entry['status']} {entry.get('reason', '')}".rstrip())

@@ -88,8 +88,8 @@ class BatchOutcome:
     run_dir: Path
     summary: dict[str, Any] = field(default_factory=dict)
     what_if: list[dict[str, Any]] = field(default_factory=list)
-    deadline: dt.datetime | None = None
     log: Path | None = None
+    """The run's log (``OUTPUT_ROOT/logs/NAME.jsonl``)."""
 
 
 def checkpoint(phase: str, **fields: Any) -> None:
@@ -160,7 +160,6 @@ def _run(
             outcome = _plan(loaded, store, started, end, force, work)
     finally:
         store.close()
-    outcome.deadline = deadline_at
     outcome.log = log_path
     return outcome
 

@@ -107,16 +107,13 @@ _ID_COLUMNS = {name: {c.name for c in spec.columns if c.kind.name == "ID"} for n
 
 
 def load_problem(
-    scenario_path: Path,
-    scenario_names: Sequence[str] = (),
-    extra_changes: Sequence[LocatedChange] = (),
-    commitments: Commitments | None = None,
+    scenario_path: Path, scenario_names: Sequence[str] = (), extra_changes: Sequence[LocatedChange] = ()
 ) -> ProblemData:
     """Load the scenario (following ``extends``, applying its ``changes``, then those of the named
     ``scenario_names`` in order, then ``extra_changes``) and its tables, validate everything, and build
-    :class:`ProblemData`; ``commitments`` as in :func:`build_problem`."""
+    :class:`ProblemData`."""
     setup = load_scenario_file(scenario_path, scenario_names, extra_changes)
-    return build_problem(setup.loaded, setup.changes, setup.classes, commitments)
+    return build_problem(setup.loaded, setup.changes, setup.classes)
 
 
 def build_problem(
