@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -55,7 +54,7 @@ from optistock.pipeline import (
 )
 from optistock.postprocess.explain import explain_lines
 from optistock.postprocess.simulate import evaluate_plan
-from optistock.postprocess.writer import fsync_tree
+from optistock.postprocess.writer import fsync_tree, safe_name
 from optistock.preprocess.commitments import Commitments
 from optistock.preprocess.data import ProblemData, build_problem
 from optistock.preprocess.scenario import LoadedScenario, SolverSettings
@@ -295,7 +294,7 @@ def _carried_plan(
 
 
 def run_folder_name(scenario: str, started: dt.datetime) -> str:
-    return f"{started:%Y-%m-%dT%H%M%S}-{re.sub(r'[^A-Za-z0-9._-]+', '_', scenario)}"
+    return f"{started:%Y-%m-%dT%H%M%S}-{safe_name(scenario)}"
 
 
 def _publish(
@@ -427,7 +426,7 @@ def _what_ifs(
             settings = solver.model_copy(update={"time_limit": min(solver.time_limit, time_limit)})
             run = solve_problem(problem, settings)
             run.commitments = commitments
-            out = run_dir / "what-if" / re.sub(r"[^A-Za-z0-9._+-]+", "_", target.scenario.name)
+            out = run_dir / "what-if" / safe_name(target.scenario.name)
             write_run(run, settings, out, deadline=end - PUBLISH_SECONDS)
             entry.update(status="planned", objective=run.objective, out=str(out))
             logger.info("what-if %s: cost %.2f -> %s", label, run.objective, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -14,6 +15,12 @@ from typing import Any
 import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+
+def safe_name(text: str, fallback: str = "unnamed") -> str:
+    """``text`` as a file or folder name: runs of other characters than letters, digits and ``._+-``
+    become ``_``, and it never starts or ends with ``.`` or ``_`` (so it is never hidden)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or fallback
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

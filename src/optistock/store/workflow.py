@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from optistock.errors import ConflictError, OptistockError, WorkflowError
+from optistock.postprocess.writer import safe_name
 from optistock.store.database import Store
 from optistock.store.records import period_date
 from optistock.store.schema import AuditEvent, POStatus, PurchaseOrder, PurchaseOrderLine, Run, utc_now
@@ -443,10 +444,6 @@ class ExportOutcome:
     purchase_orders: list[int]
 
 
-def _safe_filename(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "supplier"
-
-
 def export_purchase_orders(store: Store, status: str, fmt: str, out: Path, by: str) -> ExportOutcome:
     """Write one file per supplier with the lines a supplier needs; exported approved orders become
     ``sent`` in the same transaction, which commits only after every file is in place."""
@@ -498,7 +495,7 @@ def export_purchase_orders(store: Store, status: str, fmt: str, out: Path, by: s
         try:
             out.mkdir(parents=True, exist_ok=True)
             for supplier, lines in table.groupby("supplier", sort=True):
-                path = out / f"{_safe_filename(str(supplier))}.{fmt}"
+                path = out / f"{safe_name(str(supplier), fallback='supplier')}.{fmt}"
                 _write_atomically(lines.reset_index(drop=True), path, fmt)
                 written.append(path)
             _commit(session, "export")
