@@ -29,6 +29,7 @@ VARIABLES = (
     "stock",
     "backorder",
     "has_stock",
+    "safety_shortfall",
 )
 
 
@@ -54,6 +55,8 @@ def define_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     - ``transfer[i,w,v,t]`` ∈ ℤ₊: units of sku i shipped from w to v in period t
     - ``stock[i,w,t]``, ``backorder[i,w,t]`` ≥ 0: end-of-period stock and backorder
     - ``has_stock[i,w,t]`` ∈ {0,1} where stock may leave w by transfer in t+1 (stock sign)
+    - ``safety_shortfall[i,w,t]`` ∈ [0, SS_iw]: end stock missing to the safety stock SS_iw, for the
+      SKU-warehouses with a safety-stock target
     """
     lines = sets.lines
     model.LINES = pyo.Set(initialize=list(lines), dimen=4, ordered=True)
@@ -88,6 +91,15 @@ def define_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     )
     model.SHIPPING_CELLS = pyo.Set(initialize=sets.shipping_cells, dimen=3, ordered=True)
     model.has_stock = pyo.Var(model.SHIPPING_CELLS, domain=pyo.Binary)
+
+    targets = problem.safety_stock
+    protected = [c for c in sets.stock_cells if (c[0], c[1]) in targets.index]
+    model.SAFETY_CELLS = pyo.Set(initialize=protected, dimen=3, ordered=True)
+    model.safety_shortfall = pyo.Var(
+        model.SAFETY_CELLS,
+        domain=pyo.NonNegativeReals,
+        bounds=lambda m, i, w, t: (0, float(targets[(i, w)])),
+    )
 
     model.quantity = pyo.Expression(model.LINES, rule=lambda m, *key: lines[key].pack_size * m.packs[key])
     model.line_value = pyo.Expression(model.LINES, rule=_line_value_rule)
@@ -339,6 +351,20 @@ def define_stock_sign_constraints(model: pyo.ConcreteModel, problem: ProblemData
     model.stock_sign_shipping = pyo.Constraint(model.SHIPPING_CELLS, rule=ship_only_with_stock)
 
 
+def define_safety_stock_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
+    """safety_stock_target: stock[i,w,t] + safety_shortfall[i,w,t] ≥ SS_iw for every period.
+
+    A soft floor: falling short costs the shortfall penalty per unit and period (``cost_safety_stock``),
+    which lies between the holding and the shortage cost, so the plan keeps safety stock where it can
+    and never backorders demand to keep it.
+    """
+    targets = problem.safety_stock
+    model.safety_stock_target = pyo.Constraint(
+        model.SAFETY_CELLS,
+        rule=lambda m, i, w, t: m.stock[i, w, t] + m.safety_shortfall[i, w, t] >= float(targets[(i, w)]),
+    )
+
+
 def _shipping_bound(problem: ProblemData, sets: ModelSets) -> dict[str, float]:
     """Units of a SKU that can ever be in the network: stock, open orders and every line's bound."""
     total: dict[str, float] = defaultdict(float)
@@ -352,8 +378,9 @@ def _shipping_bound(problem: ProblemData, sets: ModelSets) -> dict[str, float]:
 
 
 def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
-    """total_cost = purchase + ordering + transport + transfer + holding + shortage, as components
-    ``cost_purchase`` … ``cost_shortage`` (Pyomo expressions) so results can report each one."""
+    """total_cost = purchase + ordering + transport + transfer + holding + shortage + safety_stock, as
+    components ``cost_purchase`` … ``cost_safety_stock`` (Pyomo expressions) so results can report each
+    one; the last is the safety-stock shortfall penalty, zero without service targets."""
     transfer_cost = problem.transfer_links["cost_per_unit"]
     holding = problem.skus["holding_cost"]
     shortage = problem.skus["shortage_cost"]
@@ -377,13 +404,18 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.cost_shortage = pyo.Expression(
         expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
     )
+    penalty = problem.shortfall_penalty
+    model.cost_safety_stock = pyo.Expression(
+        expr=pyo.quicksum(float(penalty[c[0]]) * model.safety_shortfall[c] for c in model.SAFETY_CELLS)
+    )
     model.total_cost = pyo.Objective(
         expr=model.cost_purchase
         + model.cost_ordering
         + model.cost_transport
         + model.cost_transfer
         + model.cost_holding
-        + model.cost_shortage,
+        + model.cost_shortage
+        + model.cost_safety_stock,
         sense=pyo.minimize,
     )
 
@@ -399,4 +431,5 @@ CONSTRAINT_FAMILIES: tuple[Callable[[pyo.ConcreteModel, ProblemData, ModelSets],
     define_storage_capacity_constraints,
     define_transfer_availability_constraints,
     define_stock_sign_constraints,
+    define_safety_stock_constraints,
 )

@@ -19,6 +19,8 @@ from optistock.preprocess.data import ProblemData
 
 TOLERANCE = 1e-6
 COST_COMPONENTS = ("purchase", "ordering", "transport", "transfer", "holding", "shortage")
+"""The money components of every plan's cost; a plan with safety-stock targets adds ``safety_stock``,
+the shortfall penalty (not money spent, but part of what the model minimises and reports)."""
 
 ORDER_COLUMNS = [
     "po_id",
@@ -107,6 +109,8 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
         "holding": float((inventory["end_stock"] * inventory["sku"].map(skus["holding_cost"])).sum()),
         "shortage": float((inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"])).sum()),
     }
+    if problem.has_service_targets:
+        costs["safety_stock"] = float(safety_shortfall(problem, inventory).sum())
     return PlanEvaluation(
         orders=orders_out[ORDER_COLUMNS],
         purchase_orders=purchase_orders[PO_COLUMNS],
@@ -116,6 +120,19 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
         violations=violations,
         overdrawn=overdrawn,
     )
+
+
+def safety_shortfall(problem: ProblemData, inventory: pd.DataFrame, *, units: bool = False) -> pd.Series:
+    """Per row of ``inventory``: the penalty of end stock below the safety stock (``units``: the units
+    short), max(0, SS_iw − end_stock) × penalty_i; 0 where the SKU-warehouse has no target."""
+    key = pd.MultiIndex.from_frame(inventory[["sku", "warehouse"]])
+    target = (
+        pd.Series(key.map(problem.safety_stock.to_dict()), index=inventory.index).astype(float).fillna(0.0)
+    )
+    short = (target - inventory["end_stock"].astype(float)).clip(lower=0.0)
+    if units:
+        return short
+    return short * inventory["sku"].map(problem.shortfall_penalty).astype(float)
 
 
 def _line_label(row: pd.Series) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from optistock.preprocess.tables import RawTable
+from optistock.preprocess.tables import Column, RawTable
 
 REFERENCES: dict[str, list[tuple[str, str, str]]] = {
     # table: [(column, referenced table, referenced column)]
@@ -21,6 +21,8 @@ REFERENCES: dict[str, list[tuple[str, str, str]]] = {
         ("sku", "skus", "sku"),
         ("warehouse", "warehouses", "warehouse"),
     ],
+    "service_levels": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
+    "safety_stock": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
 }
 
 
@@ -33,6 +35,9 @@ def check_references(tables: dict[str, RawTable]) -> None:
         for column, target_name, target_column in references:
             known = set(tables[target_name].frame[target_column])
             unknown = ~table.frame[column].isin(known).to_numpy()
+            if not _column_spec(table, column).required:
+                unknown &= (table.frame[column] != "").to_numpy()  # blank: 'every'
+
             if unknown.any():
                 position = int(np.flatnonzero(unknown)[0])
                 value = table.frame[column].iloc[position]
@@ -62,6 +67,24 @@ def check_references(tables: dict[str, RawTable]) -> None:
     open_orders = tables.get("open_orders")
     if open_orders is not None:
         check_periods_not_negative(open_orders, "arrival_period")
+
+
+def _column_spec(table: RawTable, name: str) -> Column:
+    return next(c for c in table.spec.columns if c.name == name)
+
+
+def check_service_levels(tables: dict[str, RawTable]) -> None:
+    """Service levels are probabilities strictly between 0 and 1."""
+    table = tables.get("service_levels")
+    if table is None:
+        return
+    too_high = (table.frame["service_level"] >= 1).to_numpy()
+    if too_high.any():
+        position = int(np.flatnonzero(too_high)[0])
+        value = table.frame["service_level"].iloc[position]
+        raise table.locate(
+            position, "service_level", f"a service level must be between 0 and 1 (exclusive), got {value:g}"
+        )
 
 
 def check_periods_not_negative(table: RawTable, column: str) -> None:

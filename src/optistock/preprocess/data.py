@@ -15,11 +15,20 @@ import pandas as pd
 from optistock.preprocess.checks import (
     check_periods_not_negative,
     check_references,
+    check_service_levels,
     rows_beyond_horizon,
     usability_warnings,
 )
+from optistock.preprocess.classify import class_members, classify, sku_classes
 from optistock.preprocess.commitments import Commitments, apply_commitments
-from optistock.preprocess.scenario import LoadedScenario, Scenario
+from optistock.preprocess.scenario import LoadedScenario, Scenario, ServiceSettings
+from optistock.preprocess.service import (
+    POLICY_COLUMNS,
+    ServiceInputs,
+    safety_stock_targets,
+    shortfall_penalty,
+    stock_policy,
+)
 from optistock.preprocess.tables import TABLES, read_tables
 from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
@@ -60,6 +69,19 @@ class ProblemData:
     ``suppliers.capacity`` there (the optional ``supplier_capacity`` table; 0 is an outage)."""
     changes: list[dict[str, Any]] = field(default_factory=list)
     """The what-if changes applied to the input tables, in order (see :mod:`optistock.whatif`)."""
+    classes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """ABC / XYZ classes per SKU and SKU-warehouse (:mod:`.classify`), from the tables before changes."""
+    stock_policy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Safety stock, reorder point and EOQ per SKU-warehouse-offer (:mod:`.service`); empty when the
+    scenario sets no service targets."""
+    safety_stock: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    """index (sku, warehouse): safety stock the plan should keep at the end of every period."""
+    shortfall_penalty: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    """index sku: penalty per unit and period of end stock below ``safety_stock``."""
+
+    @property
+    def has_service_targets(self) -> bool:
+        return len(self.safety_stock) > 0
 
     def supplier_capacity_in(self, supplier: str, period: int) -> float:
         """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
@@ -135,6 +157,7 @@ def build_problem(
     tables = read_tables(loaded.data_dir)
     warnings: list[str] = []
     check_references(tables)
+    check_service_levels(tables)
     check_periods_not_negative(tables["demand"], "period")
     for name in ("budget", "supplier_capacity"):
         if name in tables:
@@ -148,13 +171,27 @@ def build_problem(
             warnings += rows_beyond_horizon(tables[name], "period", periods)
 
     frames = {name: table.frame for name, table in tables.items()}
+    class_table = classify_frames(scenario, frames)
+    user_classes = dict(classes or {})
     change_log: list[dict[str, Any]] = []
     if changes:
-        frames, change_log = apply_changes(frames, changes, periods=periods, classes=classes or {})
+        filter_classes = {**class_members(class_table), **user_classes}
+        frames, change_log = apply_changes(frames, changes, periods=periods, classes=filter_classes)
     if commitments is not None:
         frames = dict(frames)
         warnings += apply_commitments(frames, commitments, scenario.horizon)
-    return problem_from_frames(scenario, frames, warnings, change_log)
+    return problem_from_frames(scenario, frames, warnings, change_log, class_table, user_classes)
+
+
+def classify_frames(scenario: Scenario, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ABC / XYZ class table of canonical input ``frames``."""
+    return classify(
+        pd.Index(frames["skus"]["sku"], name="sku"),
+        frames["offers"],
+        frames["demand"],
+        scenario.horizon.periods,
+        scenario.classification,
+    )
 
 
 def problem_from_frames(
@@ -162,8 +199,13 @@ def problem_from_frames(
     frames: dict[str, pd.DataFrame],
     warnings: list[str],
     change_log: list[dict[str, Any]] | None = None,
+    class_table: pd.DataFrame | None = None,
+    user_classes: dict[str, list[str]] | None = None,
 ) -> ProblemData:
-    """Index validated canonical tables (``frames``: table name → frame with the contract's columns)."""
+    """Index validated canonical tables (``frames``: table name → frame with the contract's columns).
+
+    ``class_table``: the ABC / XYZ classes (default: computed from ``frames``); ``user_classes``: the
+    scenario's ``classes:`` mapping, for service targets by class."""
     periods = scenario.horizon.periods
     warnings = list(warnings)
 
@@ -212,6 +254,26 @@ def problem_from_frames(
     for warning in warnings:
         logger.warning(warning)
 
+    if class_table is None:
+        class_table = classify_frames(scenario, frames)
+    policy = pd.DataFrame(columns=POLICY_COLUMNS)
+    if scenario.service is not None or "service_levels" in frames or "safety_stock" in frames:
+        policy = stock_policy(
+            ServiceInputs(
+                settings=scenario.service or ServiceSettings(),
+                periods=periods,
+                skus=skus,
+                suppliers=suppliers,
+                offers=offers,
+                lanes=lanes,
+                transfer_links=transfer_links,
+                demand=demand_frame,
+                sku_classes=sku_classes(class_table),
+                user_classes=user_classes or {},
+                service_levels=frame_of("service_levels"),
+                fixed_safety_stock=frame_of("safety_stock"),
+            )
+        )
     return ProblemData(
         scenario=scenario,
         periods=periods,
@@ -230,4 +292,8 @@ def problem_from_frames(
         warnings=warnings,
         supplier_period_capacity=supplier_period_capacity,
         changes=list(change_log or []),
+        classes=class_table,
+        stock_policy=policy,
+        safety_stock=safety_stock_targets(policy) if len(policy) else pd.Series(dtype=float),
+        shortfall_penalty=shortfall_penalty(scenario.service, skus),
     )

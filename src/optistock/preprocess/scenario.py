@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
@@ -46,6 +46,56 @@ class SolverSettings(StrictModel):
     """Random seed of the solver; same inputs, settings and seed give the same plan."""
 
 
+class ClassificationSettings(StrictModel):
+    abc: dict[Literal["A", "B", "C"], float] = Field(
+        default_factory=lambda: {"A": 0.80, "B": 0.15, "C": 0.05}
+    )
+    """Shares of total consumption value (demand × unit cost) that classes A, B and C cover, in that
+    order; they must add up to 1 (default 80 / 15 / 5 %)."""
+    xyz: dict[Literal["X", "Y"], float] = Field(default_factory=lambda: {"X": 0.5, "Y": 1.0})
+    """Upper limits of the coefficient of variation of demand for classes X and Y; above Y's is Z."""
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> ClassificationSettings:
+        if set(self.abc) != {"A", "B", "C"}:
+            raise ValueError("abc needs a share for each of A, B and C")
+        if any(share < 0 for share in self.abc.values()) or abs(sum(self.abc.values()) - 1.0) > 1e-9:
+            raise ValueError(f"abc shares must be >= 0 and add up to 1 (got {dict(self.abc)})")
+        if set(self.xyz) != {"X", "Y"}:
+            raise ValueError("xyz needs an upper limit for each of X and Y")
+        if not 0 <= self.xyz["X"] <= self.xyz["Y"]:
+            raise ValueError(f"xyz limits must satisfy 0 <= X <= Y (got {dict(self.xyz)})")
+        return self
+
+
+class ServiceSettings(StrictModel):
+    targets: dict[str, float] = Field(default_factory=dict)
+    """Target cycle service level by class: an ABC class (``A``), an XYZ class (``X``), both (``AX``) or
+    a class of the ``classes:`` mapping; each strictly between 0 and 1."""
+    default: float | None = Field(default=None, gt=0, lt=1)
+    """Target for SKUs that no class target covers (none: no safety stock for them)."""
+    review_period: int = Field(default=1, ge=0)
+    """Periods between two reviews, added to the lead time in the safety-stock formula."""
+    shortfall_cost: float | None = Field(default=None, gt=0)
+    """Penalty per unit and period of end stock below safety stock (default: halfway between the SKU's
+    holding and shortage cost, so holding safety stock beats the penalty and serving demand beats
+    keeping safety stock)."""
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> ServiceSettings:
+        for name, level in self.targets.items():
+            if not 0 < level < 1:
+                raise ValueError(f"service level of class '{name}' must be between 0 and 1 (got {level})")
+        return self
+
+
+class KpiSettings(StrictModel):
+    valuation: Literal["weighted_average", "fifo"] = "weighted_average"
+    """How stock is valued: at the moving weighted-average purchase cost, or first-in first-out."""
+    excess_cover_periods: float = Field(default=8.0, gt=0)
+    """Stock beyond this many periods of average demand counts as excess stock."""
+
+
 class Scenario(StrictModel):
     name: str = Field(min_length=1)
     """Name of the scenario, recorded with every run."""
@@ -57,6 +107,12 @@ class Scenario(StrictModel):
     """Planning horizon."""
     solver: SolverSettings = SolverSettings()
     """Solver settings; each can be overridden on the command line."""
+    classification: ClassificationSettings = ClassificationSettings()
+    """ABC / XYZ classification thresholds."""
+    service: ServiceSettings | None = None
+    """Service-level targets and safety stock (none: no safety stock, plain cost minimisation)."""
+    kpis: KpiSettings = KpiSettings()
+    """How the run's inventory KPIs are computed."""
 
 
 class LoadedScenario(BaseModel):

@@ -104,6 +104,7 @@ TABLES: dict[str, TableSpec] = {
                 Column("moq", Kind.INT),
                 Column("order_multiple", Kind.INT),
                 Column("lead_time", Kind.INT),
+                Column("lead_time_std", Kind.FLOAT, required=False, default=0.0),
             ),
             key=("supplier", "sku"),
             description="which supplier sells which SKU, at what price and terms",
@@ -174,6 +175,25 @@ TABLES: dict[str, TableSpec] = {
             key=(),
             required=False,
             description="orders already placed; they arrive for sure",
+        ),
+        TableSpec(
+            "service_levels",
+            (
+                _id("sku"),
+                Column("warehouse", Kind.ID, required=False),
+                Column("service_level", Kind.FLOAT, strictly_positive=True),
+            ),
+            key=("sku", "warehouse"),
+            required=False,
+            description="target cycle service level of a SKU (blank warehouse: at every warehouse) or of "
+            "a SKU at one warehouse, overriding the scenario's class targets; strictly between 0 and 1",
+        ),
+        TableSpec(
+            "safety_stock",
+            (_id("sku"), _id("warehouse"), Column("quantity", Kind.FLOAT)),
+            key=("sku", "warehouse"),
+            required=False,
+            description="safety stock of a SKU at a warehouse in units, used instead of the formula",
         ),
         TableSpec(
             "budget",
@@ -295,6 +315,8 @@ def _csv_source_lines(path: Path, rows: int) -> np.ndarray:
 
 
 def _default_series(column: Column, length: int) -> pd.Series:
+    if column.kind is Kind.ID:
+        return pd.Series([""] * length, dtype=object)
     value = np.nan if column.default is None else column.default
     return pd.Series(np.full(length, value, dtype=float))
 
@@ -309,6 +331,8 @@ def _convert_column(table: RawTable, column: Column) -> pd.Series:
     raw = table.frame[column.name]
     blank = _blank_mask(raw)
     if column.kind is Kind.ID:
+        if not column.required:
+            return raw.where(~blank, "").astype(str).str.strip().astype(object)
         if blank.any():
             position = int(np.flatnonzero(blank)[0])
             raise table.locate(position, column.name, "empty identifier")

@@ -4,10 +4,12 @@ A scenario file is the core scenario (``name``, ``data``, ``horizon``, ``solver`
 :mod:`optistock.preprocess.scenario`) plus:
 
 - ``extends: base.yaml`` — start from another scenario file (relative to this one) and state only what
-  differs: keys of ``horizon`` and ``solver`` override one by one, ``classes``, ``scenarios`` and
-  ``sweep`` entries override by name, and ``changes`` are appended after the extended file's changes;
+  differs: keys of ``horizon``, ``solver``, ``classification``, ``service`` and ``kpis`` override one
+  by one, ``classes``, ``scenarios`` and ``sweep`` entries override by name, and ``changes`` are
+  appended after the extended file's changes;
 - ``changes:`` — what-if changes applied to the input tables (:mod:`.changes`), in order;
-- ``classes:`` — SKU classes for the ``class`` filter of demand changes (``{fast: [A, B]}``);
+- ``classes:`` — SKU classes for the ``class`` filter of demand changes (``{fast: [A, B]}``) and for
+  service targets; the computed ABC / XYZ classes (``A``, ``X``, ``AX`` …) can be used there too;
 - ``scenarios:`` — named bundles of changes on this base; ``--scenario a,b`` applies several in order;
 - ``sweep:`` — parameter values for ``optistock sweep`` (``{budget.scale: [0.8, 1.0]}``).
 
@@ -29,8 +31,11 @@ from ruamel.yaml.comments import CommentedMap
 
 from optistock.errors import InputError
 from optistock.preprocess.scenario import (
+    ClassificationSettings,
+    KpiSettings,
     LoadedScenario,
     Scenario,
+    ServiceSettings,
     StrictModel,
     line_of,
     read_yaml_mapping,
@@ -104,6 +109,12 @@ class ScenarioPatch(WhatIfSections):
     """Planning horizon (keys given here override the extended file's)."""
     solver: SolverPatch | None = None
     """Solver settings (keys given here override the extended file's)."""
+    classification: ClassificationSettings | None = None
+    """ABC / XYZ thresholds (keys given here override the extended file's)."""
+    service: ServiceSettings | None = None
+    """Service-level targets and safety stock (keys given here override the extended file's)."""
+    kpis: KpiSettings | None = None
+    """How inventory KPIs are computed (keys given here override the extended file's)."""
 
 
 @dataclass
@@ -184,10 +195,10 @@ def load_scenario_file(
         if data is not None:
             core["data"] = data
             data_from = layer
-        for section in ("horizon", "solver"):
+        for section in ("horizon", "solver", "classification", "service", "kpis"):
             given = getattr(values, section)
             if given is not None:
-                core[section].update(given.model_dump(exclude_unset=True, exclude_none=True))
+                core.setdefault(section, {}).update(given.model_dump(exclude_unset=True, exclude_none=True))
         assert isinstance(values, WhatIfSections)
         classes.update(values.classes)
         for name, named in values.scenarios.items():
