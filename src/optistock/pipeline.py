@@ -24,7 +24,9 @@ from optistock.backend.solve import SolveResult, relative_gap
 from optistock.backend.strategy import Optimiser
 from optistock.errors import InputError, StoreError
 from optistock.postprocess.explain import explain_lines
+from optistock.postprocess.kpis import compute_kpis
 from optistock.postprocess.marginal import compute_marginal_values
+from optistock.postprocess.shortfalls import shortfall_table
 from optistock.postprocess.simulate import PlanEvaluation
 from optistock.postprocess.writer import write_csv, write_folder_atomically, write_json
 from optistock.preprocess.commitments import Commitments
@@ -183,6 +185,7 @@ def fill_run_folder(
     write_csv(evaluation.purchase_orders, folder / "purchase_orders.csv")
     write_csv(evaluation.transfers, folder / "transfer_plan.csv")
     write_csv(evaluation.inventory, folder / "inventory_plan.csv")
+    service_summary = write_inventory_reports(run.problem, evaluation, folder)
     write_inputs(run.problem, input_settings or settings, folder / "inputs")
     marginal_started = time.perf_counter()
     run.marginal_values, marginal_summary = _marginal_values(run, settings, deadline)
@@ -192,9 +195,36 @@ def fill_run_folder(
     run.timings["write"] = time.perf_counter() - started - run.timings["marginal_values"]
     run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
     run.summary["marginal_values"] = marginal_summary
+    run.summary.update(service_summary)
     if before_summary is not None:
         run.summary.update(before_summary(run.summary))
     write_json(run.summary, folder / "summary.json")
+
+
+def write_inventory_reports(problem: ProblemData, evaluation: PlanEvaluation, folder: Path) -> dict[str, Any]:
+    """Classes, stock policy, safety-stock shortfalls and KPI tables; returns the ``kpis`` and
+    ``service`` entries of ``summary.json``."""
+    write_csv(problem.classes, folder / "classes.csv")
+    kpis = compute_kpis(problem, evaluation)
+    write_csv(kpis.cells, folder / "kpis.csv")
+    write_csv(kpis.summary, folder / "kpi_summary.csv")
+    write_csv(kpis.by_period, folder / "kpis_by_period.csv")
+    write_csv(kpis.supplier_spend, folder / "supplier_spend.csv")
+    service: dict[str, Any] | None = None
+    if len(problem.stock_policy):
+        write_csv(problem.stock_policy, folder / "stock_policy.csv")
+        shortfalls = shortfall_table(problem, evaluation)
+        write_csv(shortfalls, folder / "safety_stock_shortfalls.csv")
+        reasons = shortfalls["reason"].str.split("; ").explode().str.split(":").str[0]
+        service = {
+            "safety_stock_cells": len(problem.safety_stock),
+            "safety_stock_units": float(problem.safety_stock.sum()),
+            "shortfall_cells": len(shortfalls),
+            "shortfall_unit_periods": float(shortfalls["shortfall"].sum()),
+            "penalty": float(shortfalls["penalty"].sum()),
+            "shortfall_reasons": {str(k): int(v) for k, v in reasons.value_counts().items()},
+        }
+    return {"kpis": kpis.totals, "service": service}
 
 
 MARGINAL_BUILD_FACTOR = 2.0
@@ -232,7 +262,15 @@ def write_inputs(problem: ProblemData, settings: SolverSettings, folder: Path) -
     """The resolved tables and scenario exactly as solved: ``optistock run inputs/scenario.yaml``
     re-runs it."""
     folder.mkdir()
-    for name, frame in problem.tables.items():
+    tables = dict(problem.tables)
+    if len(problem.stock_policy):
+        # the safety stock as solved (classes, class targets and lead times resolved), so that a re-run
+        # of inputs/ keeps exactly these targets
+        primary = problem.stock_policy[problem.stock_policy["primary"]]
+        tables["safety_stock"] = primary[["sku", "warehouse", "safety_stock"]].rename(
+            columns={"safety_stock": "quantity"}
+        )
+    for name, frame in tables.items():
         write_csv(frame, folder / f"{name}.csv")
     if problem.changes:
         # the tables above already include the changes: this is the record, not something to re-apply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
@@ -46,13 +46,15 @@ class SolverSettings(StrictModel):
     """Random seed of the solver; same inputs, settings and seed give the same plan."""
 
 
+DEFAULT_ABC: dict[Literal["A", "B", "C"], float] = {"A": 0.80, "B": 0.15, "C": 0.05}
+DEFAULT_XYZ: dict[Literal["X", "Y"], float] = {"X": 0.5, "Y": 1.0}
+
+
 class ClassificationSettings(StrictModel):
-    abc: dict[Literal["A", "B", "C"], float] = Field(
-        default_factory=lambda: {"A": 0.80, "B": 0.15, "C": 0.05}
-    )
+    abc: dict[Literal["A", "B", "C"], float] = Field(default_factory=lambda: dict(DEFAULT_ABC))
     """Shares of total consumption value (demand × unit cost) that classes A, B and C cover, in that
     order; they must add up to 1 (default 80 / 15 / 5 %)."""
-    xyz: dict[Literal["X", "Y"], float] = Field(default_factory=lambda: {"X": 0.5, "Y": 1.0})
+    xyz: dict[Literal["X", "Y"], float] = Field(default_factory=lambda: dict(DEFAULT_XYZ))
     """Upper limits of the coefficient of variation of demand for classes X and Y; above Y's is Z."""
 
     @model_validator(mode="after")
@@ -69,7 +71,7 @@ class ClassificationSettings(StrictModel):
 
 
 class ServiceSettings(StrictModel):
-    targets: dict[str, float] = Field(default_factory=dict)
+    targets: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
     """Target cycle service level by class: an ABC class (``A``), an XYZ class (``X``), both (``AX``) or
     a class of the ``classes:`` mapping; each strictly between 0 and 1."""
     default: float | None = Field(default=None, gt=0, lt=1)
@@ -80,13 +82,6 @@ class ServiceSettings(StrictModel):
     """Penalty per unit and period of end stock below safety stock (default: halfway between the SKU's
     holding and shortage cost, so holding safety stock beats the penalty and serving demand beats
     keeping safety stock)."""
-
-    @model_validator(mode="after")
-    def _check_targets(self) -> ServiceSettings:
-        for name, level in self.targets.items():
-            if not 0 < level < 1:
-                raise ValueError(f"service level of class '{name}' must be between 0 and 1 (got {level})")
-        return self
 
 
 class KpiSettings(StrictModel):

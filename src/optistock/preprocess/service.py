@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -143,20 +144,33 @@ def demand_statistics(demand: pd.DataFrame, periods: int) -> pd.DataFrame:
     return stats
 
 
-def replenishment_options(inputs: ServiceInputs) -> pd.DataFrame:
+def replenishment_options(
+    offers: pd.DataFrame, lanes: pd.DataFrame, lead_time_std: pd.Series | None = None
+) -> pd.DataFrame:
     """Every offer that reaches a warehouse: sku, warehouse, supplier, lead_time (with transit),
-    landed_cost, moq, order_multiple, lead_time_std, primary (the lowest landed cost per sku-warehouse)."""
-    offers = inputs.offers.reset_index()
-    lanes = inputs.lanes.reset_index()
+    unit_price, landed_cost, moq, order_multiple, lead_time_std, primary (the lowest landed cost per
+    sku-warehouse). ``offers`` and ``lanes`` are indexed as in ``ProblemData``; ``lead_time_std``
+    (supplier, sku) replaces the offers' column where given."""
+    offers = offers.reset_index()
+    lanes = lanes.reset_index()
     options = offers.merge(lanes, on="supplier", how="inner")
     options["lead_time"] = options["lead_time"].astype(np.int64) + options["transit_time"].astype(np.int64)
     options["landed_cost"] = options["unit_price"].astype(float) + options["cost_per_unit"].astype(float)
-    if inputs.lead_time_std is not None and len(inputs.lead_time_std):
-        measured = options.set_index(["supplier", "sku"]).index.map(inputs.lead_time_std.to_dict())
+    if lead_time_std is not None and len(lead_time_std):
+        measured = options.set_index(["supplier", "sku"]).index.map(lead_time_std.to_dict())
         options["lead_time_std"] = np.where(pd.isna(measured), options["lead_time_std"], measured)
     options = options.sort_values(["sku", "warehouse", "landed_cost", "lead_time", "supplier"], kind="stable")
     options["primary"] = ~options.duplicated(["sku", "warehouse"], keep="first")
-    columns = ["sku", "warehouse", "supplier", "lead_time", "landed_cost", "moq", "order_multiple"]
+    columns = [
+        "sku",
+        "warehouse",
+        "supplier",
+        "lead_time",
+        "unit_price",
+        "landed_cost",
+        "moq",
+        "order_multiple",
+    ]
     return options[[*columns, "lead_time_std", "primary"]].reset_index(drop=True)
 
 
@@ -164,12 +178,16 @@ def service_targets(inputs: ServiceInputs, cells: pd.Index) -> pd.DataFrame:
     """Index (sku, warehouse) = ``cells``: ``service_level`` (NaN: none) and ``target_source``."""
     settings = inputs.settings
     table = inputs.service_levels
-    exact = {
-        (str(r.sku), str(r.warehouse)): float(r.service_level)
-        for r in table.itertuples()
-        if r.warehouse != ""
-    }
-    per_sku = {str(r.sku): float(r.service_level) for r in table.itertuples() if r.warehouse == ""}
+    records = list(
+        zip(
+            table["sku"].astype(str),
+            table["warehouse"].astype(str),
+            table["service_level"].astype(float),
+            strict=True,
+        )
+    )
+    exact = {(sku, warehouse): level for sku, warehouse, level in records if warehouse != ""}
+    per_sku = {sku: level for sku, warehouse, level in records if warehouse == ""}
     user_target: dict[str, tuple[float, str]] = {}
     for name, members in inputs.user_classes.items():
         if name in settings.targets:
@@ -210,7 +228,7 @@ def stock_policy(inputs: ServiceInputs) -> pd.DataFrame:
     fixed = inputs.fixed_safety_stock.set_index(["sku", "warehouse"])["quantity"]
     cells = stats.index.union(fixed.index) if len(fixed) else stats.index
     stats = stats.reindex(cells, fill_value=0.0)
-    options = replenishment_options(inputs)
+    options = replenishment_options(inputs.offers, inputs.lanes, inputs.lead_time_std)
     rows = options.merge(stats.reset_index(), on=["sku", "warehouse"], how="inner")
     rows["replenished_via"] = ""
     rows = pd.concat([rows, _transfer_rows(options, stats, inputs.transfer_links)], ignore_index=True)
@@ -263,21 +281,32 @@ def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFra
     """Rows for SKU-warehouses that no offer reaches: replenished by the inbound transfer link with the
     shortest total lead time (``replenished_via`` = its source), or by nothing (``none``, lead time 0)."""
     reached = set(zip(options["sku"], options["warehouse"], strict=True))
-    primary = options[options["primary"]].set_index(["sku", "warehouse"])
+    primary_rows = options[options["primary"]]
+    primary = {
+        (str(sku), str(warehouse)): (int(lead), float(std))
+        for sku, warehouse, lead, std in zip(
+            primary_rows["sku"],
+            primary_rows["warehouse"],
+            primary_rows["lead_time"],
+            primary_rows["lead_time_std"],
+            strict=True,
+        )
+    }
     inbound: dict[str, list[tuple[str, int]]] = {}
-    for (origin, destination), lead in links["lead_time"].items():
+    for link, lead in links["lead_time"].items():
+        origin, destination = cast(tuple[str, str], link)
         inbound.setdefault(str(destination), []).append((str(origin), int(lead)))
     rows = []
-    for (sku, warehouse), stat in stats.iterrows():
+    for cell, stat in stats.iterrows():
+        sku, warehouse = cast(tuple[str, str], cell)
         if (sku, warehouse) in reached:
             continue
         best: tuple[int, str, float] | None = None
         for origin, lead in inbound.get(str(warehouse), []):
-            if (sku, origin) in primary.index:
-                source = primary.loc[(sku, origin)]
-                total = int(source["lead_time"]) + lead
-                if best is None or (total, origin) < (best[0], best[1]):
-                    best = (total, origin, float(source["lead_time_std"]))
+            if (sku, origin) in primary:
+                source_lead, source_std = primary[(sku, origin)]
+                if best is None or (source_lead + lead, origin) < (best[0], best[1]):
+                    best = (source_lead + lead, origin, source_std)
         if best is None:  # nothing can replenish it: only the review period is exposed
             best = (0, "none", 0.0)
         rows.append(
@@ -308,5 +337,5 @@ def shortfall_penalty(settings: ServiceSettings | None, skus: pd.DataFrame) -> p
     holding = skus["holding_cost"].astype(float)
     shortage = skus["shortage_cost"].astype(float)
     if settings is not None and settings.shortfall_cost is not None:
-        return np.minimum(pd.Series(settings.shortfall_cost, index=skus.index), shortage)
+        return pd.Series(settings.shortfall_cost, index=skus.index).clip(upper=shortage)
     return (holding + shortage) / 2.0

@@ -212,6 +212,7 @@ def load_scenario_file(
             for i, change in enumerate(values.changes)
         ]
 
+    _check_service_classes(layers, classes)
     top = layers[-1]
     try:
         scenario = Scenario.model_validate(core)
@@ -276,6 +277,27 @@ def load_scenario_file(
         base_name=base_name,
         sweep_origin=sweep_origin,
     )
+
+
+COMPUTED_CLASSES = tuple("ABCXYZ") + tuple(a + x for a in "ABC" for x in "XYZ")
+"""Class labels every scenario knows: ABC, XYZ and their combinations (see ``preprocess/classify``)."""
+
+
+def _check_service_classes(layers: list[_Layer], classes: dict[str, list[str]]) -> None:
+    """Every class named in ``service.targets`` is a computed class or one of the ``classes:`` mapping."""
+    for layer in layers:
+        service = getattr(layer.values, "service", None)
+        if service is None:
+            continue
+        for name in service.targets:
+            if name not in COMPUTED_CLASSES and name not in classes:
+                own = f"; classes: {', '.join(sorted(classes))}" if classes else ""
+                raise InputError(
+                    f"unknown class '{name}' (ABC / XYZ classes: A, B, C, X, Y, Z, AX … CZ{own})",
+                    file=str(layer.path),
+                    line=line_of(layer.document, "service", "targets", name),
+                    field=f"service.targets.{name}",
+                )
 
 
 def check_sweep_key(key: str, *, file: str | None = None, line: int | None = None) -> tuple[str, str]:
