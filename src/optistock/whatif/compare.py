@@ -112,7 +112,7 @@ def format_kpi_table(table: pd.DataFrame) -> str:
 def _format_value(kpi: str, value: float, delta: bool) -> str:
     if math.isnan(value):
         return "-"
-    share = kpi in ("fill_rate", "budget_use") or kpi.startswith("peak_storage_use")
+    share = kpi in ("fill_rate", "budget_use", "cycle_service_level") or kpi.startswith("peak_storage_use")
     sign = "+" if delta else ""
     if share:
         return f"{100 * value:{sign},.2f}%" if not delta else f"{100 * value:+,.2f} pp"

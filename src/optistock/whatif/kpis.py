@@ -7,11 +7,13 @@ Definitions (T periods of ``period_length_days`` days; d demand, b end-of-period
   end of a period is its newest demand, so min(d, b) units of that period's demand are late (1 when
   there is no demand);
 - ``units_late`` = Σ min(d, b); ``backorder_unit_periods`` = Σ b; ``end_backorder`` = Σ b in T−1;
-- stock is valued at each SKU's lowest list price (``offers.unit_price``; 0 without an offer):
-  ``average_stock_value`` and ``peak_stock_value`` over the periods of Σ value × end stock;
-- ``inventory_turns``: value of the demand served over the horizon (demand less the final backorder),
-  per year, divided by the average stock value; ``days_of_supply``: average stock value divided by the
-  value served per day;
+- stock value, turns and days of supply come from the run's own valuation (``summary.json["kpis"]``,
+  see :mod:`optistock.postprocess.kpis`): ``average_stock_value`` is its capital tied up (stock in
+  warehouses and in transit at weighted-average or FIFO cost), ``inventory_turns`` the cost of goods
+  sold per year over it, ``days_of_supply`` it over the cost of goods sold per day; with them come
+  ``cycle_service_level``, ``stockout_periods``, ``average_excess_value`` and
+  ``safety_shortfall_unit_periods``. For a run folder written before those existed, stock is valued at
+  each SKU's lowest list price and the value of demand served stands in for the cost of goods sold;
 - ``peak_storage_use[W]``: the largest share of warehouse W's capacity used by end-of-period stock;
 - ``budget_use``: purchase value ordered in periods with a budget divided by their budget;
 - ``spend[S]``: purchase value ordered from supplier S.
@@ -67,6 +69,8 @@ def run_kpis(run_dir: Path) -> dict[str, float]:
     kpis: dict[str, float] = {"total_cost": float(summary["objective"])}
     for component in COST_KPIS:
         kpis[f"cost_{component}"] = float(summary["costs"][component])
+    if "safety_stock" in summary["costs"]:
+        kpis["cost_safety_stock"] = float(summary["costs"]["safety_stock"])
     kpis["purchase_spend"] = float(orders["line_value"].sum())
 
     demand = inventory["demand"].to_numpy(dtype=float)
@@ -97,6 +101,16 @@ def run_kpis(run_dir: Path) -> dict[str, float]:
     else:
         kpis["inventory_turns"] = math.nan
         kpis["days_of_supply"] = math.nan if served_value > 0 or average_stock > 0 else 0.0
+    inventory_kpis = summary.get("kpis")
+    if inventory_kpis:  # the run's own valuation (postprocess/kpis): weighted-average or FIFO cost
+        kpis["average_stock_value"] = float(inventory_kpis["capital_tied_up"])
+        kpis["peak_stock_value"] = float(inventory_kpis["peak_stock_value"])
+        kpis["inventory_turns"] = float(inventory_kpis["inventory_turns"])
+        kpis["days_of_supply"] = float(inventory_kpis["days_of_supply"])
+        kpis["cycle_service_level"] = float(inventory_kpis["cycle_service_level"])
+        kpis["stockout_periods"] = float(inventory_kpis["stockout_periods"])
+        kpis["average_excess_value"] = float(inventory_kpis["average_excess_value"])
+        kpis["safety_shortfall_unit_periods"] = float(inventory_kpis["safety_shortfall_unit_periods"])
     kpis["purchase_orders"] = float(len(purchase_orders))
     kpis["order_lines"] = float(len(orders))
 
