@@ -17,7 +17,14 @@ import click
 
 from optistock import __version__
 from optistock.cli_batch import batch
-from optistock.cli_common import EXIT_CODES_HELP, db_option, handle_errors, scenario_names_option, store_at
+from optistock.cli_common import (
+    EXIT_CODES_HELP,
+    db_option,
+    echo_frame,
+    handle_errors,
+    scenario_names_option,
+    store_at,
+)
 from optistock.cli_po import po
 from optistock.cli_whatif import compare, scenarios, sweep
 from optistock.pipeline import run_scenario
@@ -116,6 +123,21 @@ def run(
         f"{summary['plan']['purchase_orders']} purchase orders, {summary['plan']['order_lines']} lines, "
         f"{summary['plan']['transfers']} transfers -> {out}"
     )
+    kpis = summary["kpis"]
+    click.echo(
+        f"fill rate {100 * kpis['fill_rate']:.1f}%, "
+        f"cycle service level {100 * kpis['cycle_service_level']:.1f}%"
+        + (f" (target {100 * kpis['service_target']:.1f}%)" if kpis["service_target"] is not None else "")
+        + f", capital tied up {kpis['capital_tied_up']:,.2f}, turns {kpis['inventory_turns']:.1f}/year"
+    )
+    service = summary.get("service")
+    if service:
+        reasons = ", ".join(f"{name} {count}" for name, count in service["shortfall_reasons"].items())
+        click.echo(
+            f"safety stock: {service['safety_stock_units']:,.0f} units in {service['safety_stock_cells']} "
+            f"SKU-warehouses; below it in {service['shortfall_cells']} SKU-warehouse-periods"
+            + (f" ({reasons}; see safety_stock_shortfalls.csv)" if reasons else "")
+        )
     firm = summary.get("firm_orders")
     if firm and firm["lines"]:
         click.echo(
@@ -155,6 +177,46 @@ def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
         f"{len(problem.suppliers)} suppliers, "
         f"{len(problem.offers)} offers, {problem.periods} periods"
     )
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("scenario", type=click.Path(path_type=Path))
+@scenario_names_option
+@click.option(
+    "--by",
+    "level",
+    type=click.Choice(["sku", "sku-warehouse", "all"]),
+    default="sku",
+    show_default=True,
+    help="One row per SKU, per SKU and warehouse, or both.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@handle_errors
+def classify(scenario: Path, level: str, fmt: str, scenario_names: tuple[str, ...] = ()) -> None:
+    """ABC classes by consumption value and XYZ classes by demand variability of SCENARIO.
+
+    Thresholds come from the scenario's classification: section (default ABC 80/15/5 % of
+    consumption value, XYZ coefficient of variation up to 0.5 / 1.0). The classes are those of the
+    input tables before any what-if change; every run writes them to classes.csv.
+
+    \b
+    Examples:
+      optistock classify scenarios/demo/base.yaml
+      optistock classify scenarios/demo/base.yaml --by sku-warehouse --format csv > classes.csv
+    """
+    problem = load_problem(scenario, scenario_names)
+    table = problem.classes
+    if level == "sku":
+        table = table[table["warehouse"] == "*"].drop(columns="warehouse")
+    elif level == "sku-warehouse":
+        table = table[table["warehouse"] != "*"]
+    if fmt == "table":
+        sku_rows = problem.classes[problem.classes["warehouse"] == "*"]
+        counts = sku_rows.groupby("abc_xyz").size()
+        click.echo("SKUs per class: " + ", ".join(f"{label} {count}" for label, count in counts.items()))
+    echo_frame(table.reset_index(drop=True), fmt)
 
 
 main.add_command(po)
