@@ -72,6 +72,8 @@ TABLES: dict[str, Any] = {
         for t in range(4)
     ],
     "budget": [{"period": 0, "amount": 150.0}, {"period": 1, "amount": 150.0}],
+    # a safety-stock target, so safety_shortfall and safety_stock_target exist
+    "safety_stock": [{"sku": "A", "warehouse": "W1", "quantity": 4}],
 }
 
 

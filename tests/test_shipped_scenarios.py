@@ -63,3 +63,16 @@ def test_the_examples_change_what_they_describe(base_problem: ProblemData) -> No
 def test_sweep_example_defines_eight_cases() -> None:
     setup = load_scenario_file(DEMO / "sweep.yaml")
     assert setup.sweep == {"budget.scale": [0.8, 0.9, 1.0, 1.1], "demand.scale": [1.0, 1.2]}
+
+
+def test_service_example_sets_safety_stock_by_class(base_problem: ProblemData) -> None:
+    """Every SKU-warehouse with demand gets its class's target; A items get the highest safety stock
+    factor; the base scenario has none."""
+    assert not base_problem.has_service_targets
+    service = load_problem(DEMO / "service.yaml")
+    policy = service.stock_policy[service.stock_policy["primary"]]
+    classes = service.classes[service.classes["warehouse"] == "*"].set_index("sku")["abc"]
+    expected = policy["sku"].map(classes).map({"A": 0.98, "B": 0.95, "C": 0.90})
+    assert (policy["service_level"].to_numpy() == expected.to_numpy()).all()
+    assert service.has_service_targets and (service.safety_stock > 0).all()
+    assert set(classes) == {"A", "B", "C"}

@@ -352,9 +352,11 @@ def define_stock_sign_constraints(model: pyo.ConcreteModel, problem: ProblemData
 
 
 def define_safety_stock_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
-    """safety_stock_target: stock[i,w,t] + safety_shortfall[i,w,t] ≥ SS_iw for every period.
+    """safety_stock: a soft floor of safety stock, for every period,
 
-    A soft floor: falling short costs the shortfall penalty per unit and period (``cost_safety_stock``),
+    safety_stock_target: stock[i,w,t] + safety_shortfall[i,w,t] ≥ SS_iw.
+
+    Falling short costs the shortfall penalty per unit and period (``cost_safety_stock``),
     which lies between the holding and the shortage cost, so the plan keeps safety stock where it can
     and never backorders demand to keep it.
     """

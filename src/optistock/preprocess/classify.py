@@ -64,7 +64,12 @@ def abc_classes(values: pd.Series, settings: ClassificationSettings) -> pd.DataF
     labels = np.where(before < a_limit - tol, "A", np.where(before < b_limit - tol, "B", "C"))
     labels = np.where(ranked.to_numpy() > 0, labels, "C")
     return pd.DataFrame(
-        {"value_share": share, "cumulative_share": cumulative, "abc": labels}, index=ranked.index
+        {
+            "value_share": share,
+            "cumulative_share": cumulative,
+            "abc": pd.Series(labels, index=ranked.index, dtype=object),
+        },
+        index=ranked.index,
     )
 
 
@@ -92,7 +97,11 @@ def classify(
     """
     cost = unit_costs(offers, skus)
     demand = demand[(demand["period"] >= 0) & (demand["period"] < periods)]
-    demand = demand.assign(variance=demand["std"].astype(float) ** 2)
+    demand = demand.assign(
+        quantity=demand["quantity"].astype(float),
+        period=demand["period"].astype(np.int64),
+        variance=demand["std"].astype(float) ** 2,
+    )
     rows: list[pd.DataFrame] = []
     for keys in (["sku"], ["sku", "warehouse"]):
         by_period = demand.groupby([*keys, "period"])[["quantity", "variance"]].sum()
@@ -117,8 +126,8 @@ def classify(
         frame = frame.join(abc_classes(frame["consumption_value"], settings))
         frame["mean_demand"] = mu
         frame["demand_cv"] = cv
-        frame["xyz"] = [xyz_class(c, settings) for c in cv]
-        frame["abc_xyz"] = frame["abc"] + frame["xyz"]
+        frame["xyz"] = pd.Series([xyz_class(c, settings) for c in cv], index=frame.index, dtype=object)
+        frame["abc_xyz"] = frame["abc"].astype(str) + frame["xyz"].astype(str)
         rows.append(frame.reset_index())
     table = pd.concat(rows, ignore_index=True)
     table["demand_cv"] = table["demand_cv"].replace(np.inf, np.nan)
