@@ -41,58 +41,58 @@ def shortfall_table(problem: ProblemData, evaluation: PlanEvaluation) -> pd.Data
         return pd.DataFrame(columns=SHORTFALL_COLUMNS)
     inventory = evaluation.inventory
     short = safety_shortfall(problem, inventory, units=True)
-    rows = inventory.loc[short > 1e-6, ["sku", "warehouse", "period", "end_stock"]].copy()
+    rows = inventory.loc[short > 1e-6, ["sku", "warehouse", "period", "end_stock"]].reset_index(drop=True)
     if rows.empty:
         return pd.DataFrame(columns=SHORTFALL_COLUMNS)
-    rows["shortfall"] = short[rows.index]
+    rows["shortfall"] = short[short > 1e-6].to_numpy()
     rows["safety_stock"] = rows["end_stock"] + rows["shortfall"]
     rows["penalty"] = rows["shortfall"] * rows["sku"].map(problem.shortfall_penalty).astype(float)
+    period = rows["period"].to_numpy(dtype=np.int64)
+    cell = pd.MultiIndex.from_frame(rows[["sku", "warehouse"]])
 
-    options = _options(problem)
-    earliest = options.groupby(["sku", "warehouse"])["lead_time"].min().to_dict()
-    inbound = problem.transfer_links["lead_time"].groupby(level="to_warehouse").min().to_dict()
-    free_volume = _free_volume(problem, inventory)
-    budget_left = problem.budget - evaluation.orders.groupby("order_period")["line_value"].sum().reindex(
-        problem.budget.index, fill_value=0.0
+    options = replenishment_options(problem.offers, problem.lanes)
+    by_offer = options.groupby(["sku", "warehouse"])["lead_time"].min()
+    by_transfer = problem.transfer_links["lead_time"].groupby(level="to_warehouse").min()
+    first = np.fmin(
+        np.asarray(cell.map(by_offer.to_dict()), dtype=float),
+        rows["warehouse"].map(by_transfer).to_numpy(dtype=float),
     )
-    used = evaluation.orders.groupby(["supplier", "order_period"])["quantity"].sum()
-    supplier_used = {
-        (str(s), int(t)): float(q)
-        for s, t, q in zip(
-            used.index.get_level_values(0), used.index.get_level_values(1), used.to_numpy(), strict=True
-        )
-    }
-    volume = problem.skus["unit_volume"].astype(float)
-    options_by_cell = {key: group for key, group in options.groupby(["sku", "warehouse"])}
+    lead_time = period < np.nan_to_num(first, nan=np.inf)
 
-    reasons: list[str] = []
-    for sku, warehouse, period in zip(rows["sku"], rows["warehouse"], rows["period"], strict=True):
-        found: list[str] = []
-        first = min(earliest.get((sku, warehouse), np.inf), inbound.get(warehouse, np.inf))
-        if period < first:
-            found.append(
+    free = _free_volume(problem, inventory)
+    room = pd.Series(pd.MultiIndex.from_frame(rows[["warehouse", "period"]]).map(free)).astype(float)
+    storage = ~lead_time & (
+        room.to_numpy() < rows["sku"].map(problem.skus["unit_volume"]).to_numpy(float) - 1e-9
+    )
+    budget = ~lead_time & _budget_binding(problem, evaluation, options, rows)
+    supplier = ~lead_time & _supplier_binding(problem, evaluation, options, rows)
+
+    reasons = []
+    for late, first_arrival, full, broke, capped in zip(
+        lead_time, first, storage, budget, supplier, strict=True
+    ):
+        if late:
+            reasons.append(
                 "lead time"
-                + (f": nothing can arrive before period {int(first)}" if np.isfinite(first) else "")
+                + (
+                    f": nothing can arrive before period {int(first_arrival)}"
+                    if np.isfinite(first_arrival)
+                    else ""
+                )
             )
-        else:
-            if free_volume.get((warehouse, int(period)), np.inf) < float(volume[sku]) - 1e-9:
-                found.append("storage capacity")
-            cell = options_by_cell.get((sku, warehouse))
-            if cell is not None and len(cell):
-                if _budget_binding(cell, int(period), budget_left):
-                    found.append("budget")
-                if _supplier_binding(problem, cell, int(period), supplier_used):
-                    found.append("supplier capacity")
+            continue
+        found = [
+            name
+            for name, on in (("storage capacity", full), ("budget", broke), ("supplier capacity", capped))
+            if on
+        ]
         reasons.append("; ".join(found) or "cost")
     rows["reason"] = reasons
-    return rows[SHORTFALL_COLUMNS].reset_index(drop=True)
-
-
-def _options(problem: ProblemData) -> pd.DataFrame:
-    return replenishment_options(problem.offers, problem.lanes)
+    return rows[SHORTFALL_COLUMNS]
 
 
 def _free_volume(problem: ProblemData, inventory: pd.DataFrame) -> dict[tuple[str, int], float]:
+    """(warehouse, period) → storage volume left free by the plan's end stock."""
     volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"]).astype(float)
     used = volume.groupby([inventory["warehouse"], inventory["period"]]).sum()
     warehouses = used.index.get_level_values(0)
@@ -104,32 +104,59 @@ def _free_volume(problem: ProblemData, inventory: pd.DataFrame) -> dict[tuple[st
     }
 
 
-def _budget_binding(options: pd.DataFrame, period: int, budget_left: pd.Series) -> bool:
-    """Every order period that could deliver by ``period`` has a budget with less than one unit left."""
-    cheapest = float(options["unit_price"].min())
-    latest = period - int(options["lead_time"].min())
-    order_periods = range(0, latest + 1)
-    if not len(order_periods):
-        return False
-    return all(t in budget_left.index and float(budget_left[t]) < cheapest - 1e-9 for t in order_periods)
+def _prefix_max(values: np.ndarray) -> np.ndarray:
+    """Running maximum along the last axis."""
+    return np.maximum.accumulate(values, axis=-1) if values.shape[-1] else values
+
+
+def _budget_binding(
+    problem: ProblemData, evaluation: PlanEvaluation, options: pd.DataFrame, rows: pd.DataFrame
+) -> np.ndarray:
+    """Per row: every order period whose lines could arrive by the row's period has a budget with less
+    left than one unit of the cell's cheapest offer costs (a period without a budget never binds)."""
+    periods = problem.periods
+    left = np.full(periods, np.inf)
+    spent = evaluation.orders.groupby("order_period")["line_value"].sum()
+    for t, amount in zip(problem.budget.index.astype(int), problem.budget.to_numpy(dtype=float), strict=True):
+        left[t] = amount - float(spent.get(t, 0.0))
+    most_left = _prefix_max(left)
+    cell = pd.MultiIndex.from_frame(rows[["sku", "warehouse"]])
+    grouped = options.groupby(["sku", "warehouse"])
+    cheapest = np.asarray(cell.map(grouped["unit_price"].min().to_dict()), dtype=float)
+    fastest = np.asarray(cell.map(grouped["lead_time"].min().to_dict()), dtype=float)
+    latest = rows["period"].to_numpy(dtype=float) - fastest  # NaN: no offer reaches the cell
+    valid = np.isfinite(latest) & (latest >= 0)
+    index = np.clip(np.nan_to_num(latest, nan=-1), 0, max(periods - 1, 0)).astype(np.int64)
+    return valid & (most_left[index] < cheapest - 1e-9) if periods else np.zeros(len(rows), dtype=bool)
 
 
 def _supplier_binding(
-    problem: ProblemData, options: pd.DataFrame, period: int, used: dict[tuple[str, int], float]
-) -> bool:
-    """Every offer that could deliver by ``period`` lacks supplier capacity for its minimum order."""
-    any_in_time = False
-    for supplier, lead_time, moq, multiple in zip(
-        options["supplier"].astype(str),
-        options["lead_time"].astype(int),
-        options["moq"].astype(int),
-        options["order_multiple"].astype(int),
-        strict=True,
-    ):
-        minimum = max(moq, multiple, 1)
-        for order_period in range(0, period - lead_time + 1):
-            any_in_time = True
-            capacity = problem.supplier_capacity_in(supplier, order_period)
-            if np.isnan(capacity) or capacity - used.get((supplier, order_period), 0.0) >= minimum:
-                return False
-    return any_in_time
+    problem: ProblemData, evaluation: PlanEvaluation, options: pd.DataFrame, rows: pd.DataFrame
+) -> np.ndarray:
+    """Per row: some offer could deliver in time, and every one that could has a supplier with less
+    capacity left than its minimum order in every order period that would deliver in time."""
+    periods = problem.periods
+    suppliers = problem.suppliers.index
+    room = np.full((len(suppliers), periods), np.inf)
+    used = evaluation.orders.groupby(["supplier", "order_period"])["quantity"].sum()
+    for i, supplier in enumerate(suppliers):
+        for t in range(periods):
+            capacity = problem.supplier_capacity_in(str(supplier), t)
+            if not np.isnan(capacity):
+                room[i, t] = capacity - float(used.get((supplier, t), 0.0))
+    most_room = _prefix_max(room)
+    pairs = (
+        rows[["sku", "warehouse", "period"]].reset_index(names="row").merge(options, on=["sku", "warehouse"])
+    )
+    if pairs.empty or not periods:
+        return np.zeros(len(rows), dtype=bool)
+    latest = pairs["period"].to_numpy(dtype=np.int64) - pairs["lead_time"].to_numpy(dtype=np.int64)
+    in_time = latest >= 0
+    minimum = np.maximum(np.maximum(pairs["moq"].to_numpy(int), pairs["order_multiple"].to_numpy(int)), 1)
+    supplier_row = suppliers.get_indexer(pd.Index(pairs["supplier"]))
+    blocked = most_room[supplier_row, np.clip(latest, 0, periods - 1)] < minimum
+    pairs["in_time"] = in_time
+    pairs["open"] = in_time & ~blocked
+    per_row = pairs.groupby("row")[["in_time", "open"]].any()
+    binding = per_row["in_time"] & ~per_row["open"]
+    return binding.reindex(range(len(rows)), fill_value=False).to_numpy(dtype=bool)
