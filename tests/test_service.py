@@ -22,7 +22,6 @@ from optistock.preprocess.data import load_problem
 from optistock.preprocess.service import (
     critical_fractile,
     economic_order_quantity,
-    newsvendor_quantity,
     normal_quantile,
     orderable_quantity,
     safety_stock,
@@ -68,9 +67,9 @@ def test_economic_order_quantity() -> None:
 
 def test_newsvendor_critical_fractile() -> None:
     """Price 180, cost 110, salvage 90: underage 70, overage 20, critical ratio 0.7778 (Cachon &
-    Terwiesch, the O'Neill Hammer 3/2); with demand N(3192, 1181.6) the order is 3192 + 0.765·1181.6."""
+    Terwiesch, the O'Neill Hammer 3/2), whose z is 0.7647."""
     assert critical_fractile(70, 20) == pytest.approx(0.77778, abs=1e-5)
-    assert newsvendor_quantity(3192, 1181.6, 70, 20) == pytest.approx(3192 + 0.76471 * 1181.6, abs=1.0)
+    assert normal_quantile(critical_fractile(70, 20)) == pytest.approx(0.7647, abs=1e-4)
     assert critical_fractile(1, 1) == 0.5
     with pytest.raises(ValueError):
         critical_fractile(0, 0)
@@ -167,6 +166,7 @@ def test_plan_keeps_safety_stock_after_the_lead_time(tmp_path: Path) -> None:
     policy = pd.read_csv(out / "stock_policy.csv")
     assert policy.loc[0, "safety_stock"] == 12
     assert policy.loc[0, "service_level"] == 0.95 and policy.loc[0, "target_source"] == "class A"
+    assert policy.loc[0, "implied_service_level"] == pytest.approx(100 / 101)
     assert policy.loc[0, "reorder_point"] == pytest.approx(10 * 1 + 12)
     assert policy.loc[0, "order_up_to"] == pytest.approx(10 * 2 + 12)
     shortfalls = pd.read_csv(out / "safety_stock_shortfalls.csv")

@@ -11,7 +11,8 @@ Textbook formulas (periods are the time unit throughout):
   cost of a purchase order and ``h`` the holding cost per unit and period;
 - newsvendor critical fractile ``cu / (cu + co)``: the service level at which one more unit costs as much
   in holding as it saves in shortage. With ``cu`` the shortage cost and ``co`` the holding cost per
-  period it is the service level the cost parameters alone imply.
+  period it is the service level the cost parameters alone imply (``implied_service_level`` in the
+  policy table: a target far above it is one the shortage cost does not pay for).
 
 How the targets are found for a SKU at a warehouse, first match wins: the ``service_levels`` table's
 row for that SKU and warehouse; its row for that SKU with a blank warehouse; the highest target among the
@@ -51,6 +52,7 @@ POLICY_COLUMNS = [
     "lead_time_std",
     "service_level",
     "target_source",
+    "implied_service_level",
     "z",
     "safety_stock",
     "safety_stock_source",
@@ -91,11 +93,6 @@ def critical_fractile(underage_cost: float, overage_cost: float) -> float:
     if total <= 0:
         raise ValueError("underage and overage cost cannot both be zero")
     return underage_cost / total
-
-
-def newsvendor_quantity(mean: float, std: float, underage_cost: float, overage_cost: float) -> float:
-    """Optimal order for normal demand: ``μ + z σ`` at the critical fractile."""
-    return mean + normal_quantile(critical_fractile(underage_cost, overage_cost)) * std
 
 
 def orderable_quantity(quantity: float, moq: int, pack: int) -> int:
@@ -236,6 +233,11 @@ def stock_policy(inputs: ServiceInputs) -> pd.DataFrame:
     targets = service_targets(inputs, pd.MultiIndex.from_frame(rows[["sku", "warehouse"]]))
     rows["service_level"] = targets["service_level"].to_numpy()
     rows["target_source"] = targets["target_source"].to_numpy()
+    holding = rows["sku"].map(inputs.skus["holding_cost"]).astype(float)
+    shortage = rows["sku"].map(inputs.skus["shortage_cost"]).astype(float)
+    rows["implied_service_level"] = [
+        critical_fractile(b, h) if b + h > 0 else np.nan for b, h in zip(shortage, holding, strict=True)
+    ]
     rows["z"] = [normal_quantile(level) if np.isfinite(level) else np.nan for level in rows["service_level"]]
     exposure = rows["lead_time"] + rows["review_period"]
     spread = np.sqrt(
@@ -253,7 +255,6 @@ def stock_policy(inputs: ServiceInputs) -> pd.DataFrame:
     rows["reorder_point"] = rows["mean_demand"] * rows["lead_time"] + rows["safety_stock"]
     rows["order_up_to"] = rows["mean_demand"] * exposure + rows["safety_stock"]
     order_cost = rows["supplier"].map(inputs.suppliers["order_cost"]).fillna(0.0).astype(float)
-    holding = rows["sku"].map(inputs.skus["holding_cost"]).astype(float)
     rows["eoq"] = [
         economic_order_quantity(d, k, h)
         for d, k, h in zip(rows["mean_demand"], order_cost, holding, strict=True)
