@@ -555,3 +555,19 @@ def test_model_objective_equals_resimulated_cost_with_safety_stock(tmp_path: Pat
     )
     assert summary["status"] == "optimal"
     assert summary["solver_objective"] == pytest.approx(summary["objective"], rel=1e-6, abs=1e-6)
+
+
+def test_safety_stock_where_nothing_moves_is_costed_by_model_and_resimulation(tmp_path: Path) -> None:
+    """A safety-stock row for a SKU-warehouse without demand, stock or supply: the shortfall is
+    unavoidable, and the model counts it exactly as the re-simulation does (objective = bound)."""
+    tables = {
+        **ONE_SKU,
+        "warehouses": [{"warehouse": "W1", "capacity": 1e6}, {"warehouse": "W2", "capacity": 1e6}],
+        "lanes": [{"supplier": "S1", "warehouse": "W1", "transit_time": 0, "cost_per_unit": 0.0}],
+        "safety_stock": [{"sku": "A", "warehouse": "W2", "quantity": 2}],
+    }
+    summary, out = solve_with_service(tmp_path, tables, 4)
+    assert summary["costs"]["safety_stock"] == pytest.approx(4 * 2 * 50.5)
+    assert summary["status"] == "optimal" and summary["gap"] == pytest.approx(0.0, abs=1e-9)
+    reasons = pd.read_csv(out / "safety_stock_shortfalls.csv").set_index("warehouse")["reason"]
+    assert set(reasons["W2"]) == {"lead time"}
