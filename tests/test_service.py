@@ -571,3 +571,21 @@ def test_safety_stock_where_nothing_moves_is_costed_by_model_and_resimulation(tm
     assert summary["status"] == "optimal" and summary["gap"] == pytest.approx(0.0, abs=1e-9)
     reasons = pd.read_csv(out / "safety_stock_shortfalls.csv").set_index("warehouse")["reason"]
     assert set(reasons["W2"]) == {"lead time"}
+
+
+def test_explanations_name_the_safety_stock(tmp_path: Path) -> None:
+    """Stock is issued first-in first-out, so the 12 units left at the end are the last line's 10 and
+    2 of the one before: both explanations say they are kept as safety stock."""
+    from optistock.postprocess.explain import explain_lines
+    from optistock.postprocess.simulate import evaluate_plan
+
+    _, out = solve_with_service(tmp_path, ONE_SKU, 4, service={"targets": {"A": 0.95}})
+    problem = load_problem(out / "inputs" / "scenario.yaml")
+    orders = pd.read_csv(out / "orders.csv")
+    transfers = pd.read_csv(out / "transfer_plan.csv")
+    explained = explain_lines(problem, evaluate_plan(problem, orders, transfers)).set_index("order_period")
+    assert explained["leftover_units"].to_dict() == {0: 0, 1: 2, 2: 10}
+    assert "safety stock" not in explained.loc[0, "bound_by"]
+    for period in (1, 2):
+        assert "safety stock" in explained.loc[period, "bound_by"]
+        assert "left at horizon end (safety stock 12)" in explained.loc[period, "explanation"]

@@ -390,7 +390,13 @@ def _periods(first: int, last: int) -> str:
 
 
 def _covers_text(
-    use: _LineUse, warehouse: Hashable, arrival: int, periods: int, quantity: float, unit: str
+    use: _LineUse,
+    warehouse: Hashable,
+    arrival: int,
+    periods: int,
+    quantity: float,
+    unit: str,
+    safety_stock: float = 0.0,
 ) -> str:
     if not 0 <= arrival < periods:
         return f"nothing: arrives in period {arrival}, outside the horizon ({_count(quantity, unit)})"
@@ -405,7 +411,8 @@ def _covers_text(
     for target, (units, first, last) in sorted(use.shipped.items(), key=lambda item: str(item[0])):
         parts.append(f"{_count(units, unit)} shipped to {target} in {_periods(int(first), int(last))}")
     if use.leftover > EPSILON:
-        parts.append(f"{_count(use.leftover, unit)} left at horizon end")
+        kept = f" (safety stock {_units(safety_stock)})" if safety_stock > 0 else ""
+        parts.append(f"{_count(use.leftover, unit)} left at horizon end{kept}")
     return "; ".join(parts)
 
 
@@ -502,6 +509,8 @@ def explain_lines(problem: ProblemData, evaluation: PlanEvaluation) -> pd.DataFr
       line is simply sized to the demand it covers; the explanation says "no binding limit found" when
       such a line still has units left at the horizon end). With q the quantity, m the offer's order multiple:
 
+      * ``"safety stock"``: the line has units left at the horizon end and its SKU-warehouse has a
+        safety-stock target (they are kept as safety stock).
       * ``"MOQ"``: |q − moq| ≤ 1e-6 and moq > m.
       * ``"pack multiple"``: m > 1 and 1e-6 < leftover_units < m − 1e-6 (the line exceeds the
         consumption it serves by less than one pack: it was rounded up to a whole pack).
@@ -588,11 +597,14 @@ def explain_lines(problem: ProblemData, evaluation: PlanEvaluation) -> pd.DataFr
     for k in range(count):
         use = uses[k]
         q, m = float(quantity[k]), float(multiple[k])
-        covers = _covers_text(use, warehouse[k], int(arrival[k]), problem.periods, q, "units")
+        target = float(problem.safety_stock.get((sku[k], warehouse[k]), 0.0))
+        covers = _covers_text(use, warehouse[k], int(arrival[k]), problem.periods, q, "units", target)
         if not 0 <= int(arrival[k]) < problem.periods:
             use.leftover = q
 
         binding: list[str] = []
+        if use.leftover > TOLERANCE and target > 0:
+            binding.append("safety stock")
         if abs(q - moq[k]) <= TOLERANCE and moq[k] > m:
             binding.append("MOQ")
         if m > 1 and TOLERANCE < use.leftover < m - TOLERANCE:
@@ -613,7 +625,9 @@ def explain_lines(problem: ProblemData, evaluation: PlanEvaluation) -> pd.DataFr
         landed = float(unit_price[k] + lane_cost[k])
         alternative = _cheapest_other(problem, cells.get((sku[k], warehouse[k]), []), supplier[k], sku[k], q)
 
-        sentence = ["Covers " + _covers_text(use, warehouse[k], int(arrival[k]), problem.periods, q, "u")]
+        sentence = [
+            "Covers " + _covers_text(use, warehouse[k], int(arrival[k]), problem.periods, q, "u", target)
+        ]
         limits = [reason for reason in binding if reason != tier or tier_binds]
         if limits:
             sentence.append("bound by " + ", ".join(limits))
