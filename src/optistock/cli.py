@@ -19,6 +19,7 @@ from optistock import __version__
 from optistock.cli_batch import batch
 from optistock.cli_common import EXIT_CODES_HELP, db_option, handle_errors, scenario_names_option, store_at
 from optistock.cli_po import po
+from optistock.cli_suppliers import suppliers
 from optistock.cli_whatif import compare, scenarios, sweep
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
@@ -162,3 +163,4 @@ main.add_command(batch)
 main.add_command(scenarios)
 main.add_command(sweep)
 main.add_command(compare)
+main.add_command(suppliers)

@@ -21,6 +21,12 @@ REFERENCES: dict[str, list[tuple[str, str, str]]] = {
         ("sku", "skus", "sku"),
         ("warehouse", "warehouses", "warehouse"),
     ],
+    "receipts": [
+        ("supplier", "suppliers", "supplier"),
+        ("sku", "skus", "sku"),
+        ("warehouse", "warehouses", "warehouse"),
+    ],
+    "sales_history": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 
+from optistock.forecast.demand import forecast_demand
 from optistock.preprocess.checks import (
     check_periods_not_negative,
     check_references,
@@ -19,7 +20,8 @@ from optistock.preprocess.checks import (
     usability_warnings,
 )
 from optistock.preprocess.commitments import Commitments, apply_commitments
-from optistock.preprocess.scenario import LoadedScenario, Scenario
+from optistock.preprocess.history import empty_receipts, resolve_receipts, resolve_sales_history
+from optistock.preprocess.scenario import ForecastSettings, LoadedScenario, Scenario
 from optistock.preprocess.tables import TABLES, read_tables
 from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
@@ -60,6 +62,13 @@ class ProblemData:
     ``suppliers.capacity`` there (the optional ``supplier_capacity`` table; 0 is an outage)."""
     changes: list[dict[str, Any]] = field(default_factory=list)
     """The what-if changes applied to the input tables, in order (see :mod:`optistock.whatif`)."""
+    receipts: pd.DataFrame = field(default_factory=empty_receipts)
+    """The supplier delivery history (optional ``receipts`` table) with periods, dates resolved: supplier,
+    sku, warehouse, order_period, promised_period, received_period (blank: never delivered),
+    quantity_ordered, quantity_received. See :mod:`optistock.suppliers` for what is derived from it."""
+    forecast: pd.DataFrame | None = None
+    """The demand forecast from ``sales_history`` (``forecast.csv``, see :mod:`optistock.forecast`);
+    ``None`` when the demand table was given."""
 
     def supplier_capacity_in(self, supplier: str, period: int) -> float:
         """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
@@ -135,26 +144,41 @@ def build_problem(
     tables = read_tables(loaded.data_dir)
     warnings: list[str] = []
     check_references(tables)
-    check_periods_not_negative(tables["demand"], "period")
-    for name in ("budget", "supplier_capacity"):
+    for name in ("demand", "budget", "supplier_capacity"):
         if name in tables:
             check_periods_not_negative(tables[name], "period")
 
-    warnings += rows_beyond_horizon(tables["demand"], "period", periods)
+    if "demand" in tables:
+        warnings += rows_beyond_horizon(tables["demand"], "period", periods)
     if "open_orders" in tables:
         warnings += rows_beyond_horizon(tables["open_orders"], "arrival_period", periods)
     for name in ("budget", "supplier_capacity"):
         if name in tables:
             warnings += rows_beyond_horizon(tables[name], "period", periods)
 
-    frames = {name: table.frame for name, table in tables.items()}
+    frames = {name: table.frame for name, table in tables.items() if name != "sales_history"}
+    if "receipts" in tables:
+        frames["receipts"] = resolve_receipts(tables["receipts"], scenario.horizon, str(loaded.path))
+    forecast = None
+    if "sales_history" in tables:
+        sales, notes = resolve_sales_history(tables["sales_history"], scenario.horizon, str(loaded.path))
+        if "demand" in tables:
+            warnings.append(
+                f"{tables['demand'].file} is given, so demand is not forecast from "
+                f"{tables['sales_history'].file}"
+            )
+        else:
+            warnings += notes
+            settings = scenario.forecast or ForecastSettings()
+            forecast = forecast_demand(sales, periods, settings, scenario.horizon.period_length_days)
+            frames["demand"] = forecast[TABLES["demand"].column_names].reset_index(drop=True)
     change_log: list[dict[str, Any]] = []
     if changes:
         frames, change_log = apply_changes(frames, changes, periods=periods, classes=classes or {})
     if commitments is not None:
         frames = dict(frames)
         warnings += apply_commitments(frames, commitments, scenario.horizon)
-    return problem_from_frames(scenario, frames, warnings, change_log)
+    return problem_from_frames(scenario, frames, warnings, change_log, forecast=forecast)
 
 
 def problem_from_frames(
@@ -162,6 +186,8 @@ def problem_from_frames(
     frames: dict[str, pd.DataFrame],
     warnings: list[str],
     change_log: list[dict[str, Any]] | None = None,
+    *,
+    forecast: pd.DataFrame | None = None,
 ) -> ProblemData:
     """Index validated canonical tables (``frames``: table name → frame with the contract's columns)."""
     periods = scenario.horizon.periods
@@ -230,4 +256,6 @@ def problem_from_frames(
         warnings=warnings,
         supplier_period_capacity=supplier_period_capacity,
         changes=list(change_log or []),
+        receipts=frames["receipts"].copy() if "receipts" in frames else empty_receipts(),
+        forecast=forecast,
     )

@@ -29,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from optistock.errors import InputError
 from optistock.preprocess.scenario import (
+    ForecastMethod,
     LoadedScenario,
     Scenario,
     StrictModel,
@@ -89,6 +90,13 @@ class SolverPatch(StrictModel):
     """Random seed of the solver."""
 
 
+class ForecastPatch(StrictModel):
+    method: ForecastMethod | None = None
+    """``auto`` (by demand class), ``ets``, ``croston_sba`` or ``adida``."""
+    season_length: int | None = Field(default=None, ge=1)
+    """Periods per season (1: no seasonality)."""
+
+
 class ScenarioPatch(WhatIfSections):
     """A scenario file that ``extends`` another: every key is optional and overrides the extended file."""
 
@@ -104,6 +112,8 @@ class ScenarioPatch(WhatIfSections):
     """Planning horizon (keys given here override the extended file's)."""
     solver: SolverPatch | None = None
     """Solver settings (keys given here override the extended file's)."""
+    forecast: ForecastPatch | None = None
+    """How demand is forecast from sales_history (keys given here override the extended file's)."""
 
 
 @dataclass
@@ -184,10 +194,10 @@ def load_scenario_file(
         if data is not None:
             core["data"] = data
             data_from = layer
-        for section in ("horizon", "solver"):
+        for section in ("horizon", "solver", "forecast"):
             given = getattr(values, section)
             if given is not None:
-                core[section].update(given.model_dump(exclude_unset=True, exclude_none=True))
+                core.setdefault(section, {}).update(given.model_dump(exclude_unset=True, exclude_none=True))
         assert isinstance(values, WhatIfSections)
         classes.update(values.classes)
         for name, named in values.scenarios.items():
