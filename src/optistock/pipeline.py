@@ -217,9 +217,11 @@ def write_history_outputs(problem: ProblemData, folder: Path) -> dict[str, Any]:
         by_supplier = supplier_scorecard(problem.receipts, by="supplier").set_index("supplier")
         entries["supplier_scorecard"] = {
             str(supplier): {
-                key: (None if pd.isna(value) else float(value))
-                for key, value in row.items()
-                if key in ("orders", "on_time_rate", "fill_rate", "lead_time_mean", "lead_time_std")
+                "orders": int(row["orders"]),
+                **{
+                    key: None if pd.isna(row[key]) else float(row[key])
+                    for key in ("on_time_rate", "fill_rate", "lead_time_mean", "lead_time_std")
+                },
             }
             for supplier, row in by_supplier.iterrows()
         }

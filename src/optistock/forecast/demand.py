@@ -102,6 +102,8 @@ def forecast_series(sales: np.ndarray, horizon: int, method: str, season_length:
         return SeriesForecast(np.full(horizon, float(sales.mean())), _sample_std(sales), "mean")
     from statsforecast.models import ADIDA, MSTL, AutoETS, CrostonSBA
 
+    sales = sales.astype(float)
+
     model: Any
     if method == "croston_sba":
         model, label = CrostonSBA(), "CrostonSBA"
@@ -109,23 +111,24 @@ def forecast_series(sales: np.ndarray, horizon: int, method: str, season_length:
         model, label = ADIDA(), "ADIDA"
     else:
         seasonal = season_length > 1 and len(sales) >= 2 * season_length
+        model, label = None, ""
         if seasonal and season_length > ETS_MAX_SEASON:
             mstl = MSTL(season_length=season_length, trend_forecaster=AutoETS(model="ZZN"))
             if _seasonal_strength(mstl.fit(sales).model_) >= SEASONAL_STRENGTH:
-                model, label = mstl, f"MSTL(m={season_length})+AutoETS"
-            else:
-                model, label = AutoETS(season_length=1), "AutoETS"
-        else:
+                model, label = mstl, f"MSTL(m={season_length})+ETS"
+            seasonal = False
+        if model is None:
             m = season_length if seasonal else 1
-            model = AutoETS(season_length=m)
-            label = f"AutoETS(m={m})" if m > 1 else "AutoETS"
-    result = model.forecast(y=sales.astype(float), h=horizon, fitted=True)
-    if isinstance(model, AutoETS) and hasattr(model, "model_"):
-        label = f"{label} {model.model_['method']}"
-    residuals = sales - np.asarray(result["fitted"], dtype=float)
+            model = AutoETS(season_length=m).fit(sales)
+            label = str(model.model_.get("method", "ETS(constant)")) + (f" m={m}" if m > 1 else "")
+    if not hasattr(model, "model_"):
+        model.fit(sales)
+    mean = np.asarray(model.predict(h=horizon)["mean"], dtype=float)
+    fitted = np.asarray(model.predict_in_sample()["fitted"], dtype=float)
+    residuals = sales - fitted
     residuals = residuals[np.isfinite(residuals)]
     std = float(np.sqrt(np.mean(residuals**2))) if len(residuals) >= 2 else _sample_std(sales)
-    return SeriesForecast(np.asarray(result["mean"], dtype=float), std, label)
+    return SeriesForecast(mean, std, label)
 
 
 def _sample_std(values: np.ndarray) -> float:

@@ -136,8 +136,8 @@ def resolve_sales_history(
         )
         frame = frame[~inside]
     frame = frame.astype({"period": np.int64})
-    sales = frame.groupby(["sku", "warehouse", "period"], as_index=False, sort=True)["quantity"].sum()
-    return sales.loc[:, SALES_COLUMNS], warnings
+    sales = frame.groupby(["sku", "warehouse", "period"], sort=True)["quantity"].sum().reset_index()
+    return sales[SALES_COLUMNS], warnings
 
 
 def empty_receipts() -> pd.DataFrame:
