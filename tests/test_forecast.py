@@ -240,3 +240,15 @@ def test_unknown_forecast_key_is_bad_input(history_scenario: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(history_scenario)])
     assert result.exit_code == 2
     assert "forecast.seasons" in result.stderr and "unknown key" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["timestamps", "dates"])
+def test_parquet_dates_read_like_csv_dates(history_scenario: Path, kind: str) -> None:
+    data = history_scenario.parent / "data"
+    expected = load_problem(history_scenario).demand
+    sales = pd.read_csv(data / "sales_history.csv")
+    stamps = pd.to_datetime(sales["date"])
+    sales["date"] = stamps if kind == "timestamps" else stamps.dt.date
+    (data / "sales_history.csv").unlink()
+    sales.to_parquet(data / "sales_history.parquet", index=False)
+    pd.testing.assert_series_equal(load_problem(history_scenario).demand, expected)
