@@ -252,3 +252,24 @@ def test_parquet_dates_read_like_csv_dates(history_scenario: Path, kind: str) ->
     (data / "sales_history.csv").unlink()
     sales.to_parquet(data / "sales_history.parquet", index=False)
     pd.testing.assert_series_equal(load_problem(history_scenario).demand, expected)
+
+
+DEMO = Path(__file__).resolve().parents[1] / "scenarios" / "demo"
+
+
+def test_shipped_history_demo_is_reproducible_and_checks(tmp_path: Path) -> None:
+    """``scenarios/demo/history`` is what make_history.py writes, and history.yaml loads: a forecast for
+    every series that sold, seasonal ones decomposed, slow movers by Croston, receipts in periods."""
+    import runpy
+
+    script = runpy.run_path(str(DEMO / "make_history.py"))
+    assert script["main"](["--out", str(tmp_path)]) == 0
+    for written in sorted(tmp_path.glob("*.csv")):
+        assert written.read_bytes() == (DEMO / "history" / written.name).read_bytes(), written.name
+    assert not (DEMO / "history" / "demand.csv").exists()
+    problem = load_problem(DEMO / "history.yaml")
+    assert problem.forecast is not None
+    methods = set(problem.forecast["method"])
+    assert "CrostonSBA" in methods and "MSTL(m=52)+ETS" in methods
+    assert problem.demand.index.get_level_values("period").max() == 25
+    assert len(problem.receipts) == 609 and problem.receipts["order_period"].max() < 0

@@ -19,7 +19,7 @@ def suppliers() -> None:
 
     \b
     Example:
-      optistock suppliers scorecard scenarios/demo/base.yaml --by sku
+      optistock suppliers scorecard scenarios/demo/history.yaml --by sku
     """
 
 
@@ -46,8 +46,8 @@ def scorecard(
 
     \b
     Examples:
-      optistock suppliers scorecard scenarios/demo/base.yaml
-      optistock suppliers scorecard scenarios/demo/base.yaml --by sku --csv scorecard.csv
+      optistock suppliers scorecard scenarios/demo/history.yaml
+      optistock suppliers scorecard scenarios/demo/history.yaml --by sku --csv scorecard.csv
     """
     problem = load_problem(scenario, scenario_names)
     if "receipts" not in problem.tables:
