@@ -341,3 +341,13 @@ def test_missing_demand_without_sales_history_is_still_an_error(
     message = run_bad(scenario)
     assert "required table 'demand' is missing: expected demand.csv or demand.parquet" in message
     assert "demand.csv" in message
+
+
+def test_removing_a_warehouse_drops_its_receipts(receipts_scenario: Path) -> None:
+    child = receipts_scenario.parent / "without-w2.yaml"
+    child.write_text(
+        "extends: scenario.yaml\nchanges:\n  - remove_warehouse: {warehouse: W2}\n", encoding="utf-8"
+    )
+    problem = load_problem(child)
+    assert set(problem.receipts["warehouse"]) == {"W1"} and len(problem.receipts) == 4
+    assert "1 receipts rows" in problem.changes[0]["effect"]

@@ -151,6 +151,12 @@ def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
         click.echo(f"change ({change['origin']}, {change['source']}): {change['effect']}", err=True)
     for warning in problem.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if problem.forecast is not None:
+        series = problem.forecast.drop_duplicates(["sku", "warehouse"])["demand_class"].value_counts()
+        classes = ", ".join(f"{count} {name}" for name, count in series.items())
+        click.echo(
+            f"demand forecast from the sales history: {int(series.sum())} series ({classes})", err=True
+        )
     click.echo(
         f"ok: {len(problem.skus)} SKUs, {len(problem.warehouses)} warehouses, "
         f"{len(problem.suppliers)} suppliers, "
