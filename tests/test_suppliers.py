@@ -59,7 +59,8 @@ COLUMNS = [
 def receipts_in_periods() -> pd.DataFrame:
     frame = pd.DataFrame(RECEIPTS, columns=COLUMNS)
     frame["received_period"] = frame["received_period"].astype("Int64")
-    return frame.astype({"quantity_ordered": float, "quantity_received": float})
+    ids = {column: object for column in ("supplier", "sku", "warehouse")}
+    return frame.astype({**ids, "quantity_ordered": float, "quantity_received": float})
 
 
 def as_date(period: float | None, weekday: int) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +125,9 @@ def forecast_series(sales: np.ndarray, horizon: int, method: str, season_length:
     if not hasattr(model, "model_"):
         model.fit(sales)
     mean = np.asarray(model.predict(h=horizon)["mean"], dtype=float)
-    fitted = np.asarray(model.predict_in_sample()["fitted"], dtype=float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Computing fitted values", UserWarning)  # ADIDA: fine here
+        fitted = np.asarray(model.predict_in_sample()["fitted"], dtype=float)
     residuals = sales - fitted
     residuals = residuals[np.isfinite(residuals)]
     std = float(np.sqrt(np.mean(residuals**2))) if len(residuals) >= 2 else _sample_std(sales)
