@@ -589,3 +589,32 @@ def test_explanations_name_the_safety_stock(tmp_path: Path) -> None:
     for period in (1, 2):
         assert "safety stock" in explained.loc[period, "bound_by"]
         assert "left at horizon end (safety stock 12)" in explained.loc[period, "explanation"]
+
+
+def test_lead_time_variability_from_receipts_feeds_safety_stock(tmp_path: Path) -> None:
+    """S1 delivered A after 1, 3, 1 and 3 periods: sample σL = sqrt(4/3). With d̄ 10, σd 5, L + R = 2:
+    SS = 1.6449 · sqrt(2 · 25 + 100 · 4/3) = 22.27 → 23; the offers' own lead_time_std (0.1) is replaced."""
+    receipts = [
+        {
+            "supplier": "S1",
+            "sku": "A",
+            "warehouse": "W1",
+            "order_period": start,
+            "promised_period": start + 1,
+            "received_period": start + lead,
+            "quantity_ordered": 10,
+            "quantity_received": 10,
+        }
+        for start, lead in [(-10, 1), (-8, 3), (-6, 1), (-4, 3)]
+    ]
+    offers = [{**ONE_SKU["offers"][0], "lead_time_std": 0.1}]
+    policy = policy_of(
+        tmp_path, {**ONE_SKU, "offers": offers, "receipts": receipts}, service={"default": 0.95}
+    )
+    row = policy.loc[("A", "W1")]
+    assert row["lead_time_std"] == pytest.approx(math.sqrt(4 / 3))
+    assert row["lead_time_std_source"] == "receipts"
+    assert row["safety_stock"] == math.ceil(1.644854 * math.sqrt(2 * 25 + 100 * 4 / 3))
+    without = policy_of(tmp_path / "offers", {**ONE_SKU, "offers": offers}, service={"default": 0.95})
+    assert without.loc[("A", "W1"), "lead_time_std_source"] == "offers"
+    assert without.loc[("A", "W1"), "safety_stock"] == math.ceil(1.644854 * math.sqrt(2 * 25 + 100 * 0.01))

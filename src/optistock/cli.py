@@ -26,6 +26,7 @@ from optistock.cli_common import (
     store_at,
 )
 from optistock.cli_po import po
+from optistock.cli_suppliers import suppliers
 from optistock.cli_whatif import compare, scenarios, sweep
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
@@ -172,6 +173,12 @@ def check(scenario: Path, scenario_names: tuple[str, ...] = ()) -> None:
         click.echo(f"change ({change['origin']}, {change['source']}): {change['effect']}", err=True)
     for warning in problem.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if problem.forecast is not None:
+        series = problem.forecast.drop_duplicates(["sku", "warehouse"])["demand_class"].value_counts()
+        classes = ", ".join(f"{count} {name}" for name, count in series.items())
+        click.echo(
+            f"demand forecast from the sales history: {int(series.sum())} series ({classes})", err=True
+        )
     click.echo(
         f"ok: {len(problem.skus)} SKUs, {len(problem.warehouses)} warehouses, "
         f"{len(problem.suppliers)} suppliers, "
@@ -224,3 +231,4 @@ main.add_command(batch)
 main.add_command(scenarios)
 main.add_command(sweep)
 main.add_command(compare)
+main.add_command(suppliers)

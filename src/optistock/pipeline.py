@@ -34,6 +34,7 @@ from optistock.preprocess.data import ProblemData, build_problem
 from optistock.preprocess.scenario import Scenario, SolverSettings, dump_scenario
 from optistock.store.database import Store, display_url
 from optistock.store.records import firm_order_lines, record_run
+from optistock.suppliers.scorecard import supplier_scorecard
 from optistock.whatif.changes import LocatedChange
 from optistock.whatif.scenario_file import load_scenario_file
 
@@ -187,6 +188,7 @@ def fill_run_folder(
     write_csv(evaluation.inventory, folder / "inventory_plan.csv")
     service_summary = write_inventory_reports(run.problem, evaluation, folder)
     write_inputs(run.problem, input_settings or settings, folder / "inputs")
+    history = write_history_outputs(run.problem, folder)
     marginal_started = time.perf_counter()
     run.marginal_values, marginal_summary = _marginal_values(run, settings, deadline)
     if run.marginal_values is not None:
@@ -196,6 +198,7 @@ def fill_run_folder(
     run.summary = build_summary(run, settings, input_hash=hash_folder(folder / "inputs"))
     run.summary["marginal_values"] = marginal_summary
     run.summary.update(service_summary)
+    run.summary.update(history)
     if before_summary is not None:
         run.summary.update(before_summary(run.summary))
     write_json(run.summary, folder / "summary.json")
@@ -225,6 +228,34 @@ def write_inventory_reports(problem: ProblemData, evaluation: PlanEvaluation, fo
             "shortfall_reasons": {str(k): int(v) for k, v in reasons.value_counts().items()},
         }
     return {"kpis": kpis.totals, "service": service}
+
+
+def write_history_outputs(problem: ProblemData, folder: Path) -> dict[str, Any]:
+    """``forecast.csv`` when demand was forecast from the sales history, ``supplier_scorecard.csv``
+    (per supplier and SKU) when the inputs include receipts; returns their ``summary.json`` entries."""
+    entries: dict[str, Any] = {}
+    if problem.forecast is not None:
+        write_csv(problem.forecast, folder / "forecast.csv")
+        series = problem.forecast.drop_duplicates(["sku", "warehouse"])
+        entries["forecast"] = {
+            "series": len(series),
+            "demand_classes": {str(k): int(v) for k, v in series["demand_class"].value_counts().items()},
+            "methods": {str(k): int(v) for k, v in series["method"].value_counts().items()},
+        }
+    if "receipts" in problem.tables:
+        write_csv(supplier_scorecard(problem.receipts, by="sku"), folder / "supplier_scorecard.csv")
+        by_supplier = supplier_scorecard(problem.receipts, by="supplier").set_index("supplier")
+        entries["supplier_scorecard"] = {
+            str(supplier): {
+                "orders": int(row["orders"]),
+                **{
+                    key: None if pd.isna(row[key]) else float(row[key])
+                    for key in ("on_time_rate", "fill_rate", "lead_time_mean", "lead_time_std")
+                },
+            }
+            for supplier, row in by_supplier.iterrows()
+        }
+    return entries
 
 
 MARGINAL_BUILD_FACTOR = 2.0

@@ -23,6 +23,12 @@ REFERENCES: dict[str, list[tuple[str, str, str]]] = {
     ],
     "service_levels": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
     "safety_stock": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
+    "receipts": [
+        ("supplier", "suppliers", "supplier"),
+        ("sku", "skus", "sku"),
+        ("warehouse", "warehouses", "warehouse"),
+    ],
+    "sales_history": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 
+from optistock.forecast.demand import forecast_demand
 from optistock.preprocess.checks import (
     check_periods_not_negative,
     check_references,
@@ -21,7 +22,8 @@ from optistock.preprocess.checks import (
 )
 from optistock.preprocess.classify import class_members, classify, sku_classes
 from optistock.preprocess.commitments import Commitments, apply_commitments
-from optistock.preprocess.scenario import LoadedScenario, Scenario, ServiceSettings
+from optistock.preprocess.history import empty_receipts, resolve_receipts, resolve_sales_history
+from optistock.preprocess.scenario import ForecastSettings, LoadedScenario, Scenario, ServiceSettings
 from optistock.preprocess.service import (
     POLICY_COLUMNS,
     ServiceInputs,
@@ -30,6 +32,7 @@ from optistock.preprocess.service import (
     stock_policy,
 )
 from optistock.preprocess.tables import TABLES, read_tables
+from optistock.suppliers import lead_time_table
 from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
 
@@ -82,6 +85,14 @@ class ProblemData:
     @property
     def has_service_targets(self) -> bool:
         return len(self.safety_stock) > 0
+
+    receipts: pd.DataFrame = field(default_factory=empty_receipts)
+    """The supplier delivery history (optional ``receipts`` table) with periods, dates resolved: supplier,
+    sku, warehouse, order_period, promised_period, received_period (blank: never delivered),
+    quantity_ordered, quantity_received. See :mod:`optistock.suppliers` for what is derived from it."""
+    forecast: pd.DataFrame | None = None
+    """The demand forecast from ``sales_history`` (``forecast.csv``, see :mod:`optistock.forecast`);
+    ``None`` when the demand table was given."""
 
     def supplier_capacity_in(self, supplier: str, period: int) -> float:
         """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
@@ -158,19 +169,34 @@ def build_problem(
     warnings: list[str] = []
     check_references(tables)
     check_service_levels(tables)
-    check_periods_not_negative(tables["demand"], "period")
-    for name in ("budget", "supplier_capacity"):
+    for name in ("demand", "budget", "supplier_capacity"):
         if name in tables:
             check_periods_not_negative(tables[name], "period")
 
-    warnings += rows_beyond_horizon(tables["demand"], "period", periods)
+    if "demand" in tables:
+        warnings += rows_beyond_horizon(tables["demand"], "period", periods)
     if "open_orders" in tables:
         warnings += rows_beyond_horizon(tables["open_orders"], "arrival_period", periods)
     for name in ("budget", "supplier_capacity"):
         if name in tables:
             warnings += rows_beyond_horizon(tables[name], "period", periods)
 
-    frames = {name: table.frame for name, table in tables.items()}
+    frames = {name: table.frame for name, table in tables.items() if name != "sales_history"}
+    if "receipts" in tables:
+        frames["receipts"] = resolve_receipts(tables["receipts"], scenario.horizon, str(loaded.path))
+    forecast = None
+    if "sales_history" in tables:
+        sales, notes = resolve_sales_history(tables["sales_history"], scenario.horizon, str(loaded.path))
+        if "demand" in tables:
+            warnings.append(
+                f"{tables['demand'].file} is given, so demand is not forecast from "
+                f"{tables['sales_history'].file}"
+            )
+        else:
+            warnings += notes
+            settings = scenario.forecast or ForecastSettings()
+            forecast = forecast_demand(sales, periods, settings, scenario.horizon.period_length_days)
+            frames["demand"] = forecast[TABLES["demand"].column_names].reset_index(drop=True)
     class_table = classify_frames(scenario, frames)
     user_classes = dict(classes or {})
     change_log: list[dict[str, Any]] = []
@@ -180,7 +206,9 @@ def build_problem(
     if commitments is not None:
         frames = dict(frames)
         warnings += apply_commitments(frames, commitments, scenario.horizon)
-    return problem_from_frames(scenario, frames, warnings, change_log, class_table, user_classes)
+    return problem_from_frames(
+        scenario, frames, warnings, change_log, class_table, user_classes, forecast=forecast
+    )
 
 
 def classify_frames(scenario: Scenario, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -201,6 +229,8 @@ def problem_from_frames(
     change_log: list[dict[str, Any]] | None = None,
     class_table: pd.DataFrame | None = None,
     user_classes: dict[str, list[str]] | None = None,
+    *,
+    forecast: pd.DataFrame | None = None,
 ) -> ProblemData:
     """Index validated canonical tables (``frames``: table name → frame with the contract's columns).
 
@@ -272,6 +302,9 @@ def problem_from_frames(
                 user_classes=user_classes or {},
                 service_levels=frame_of("service_levels"),
                 fixed_safety_stock=frame_of("safety_stock"),
+                lead_time_std=lead_time_table(frames["receipts"])["lead_time_std"].dropna()
+                if "receipts" in frames
+                else None,
             )
         )
     return ProblemData(
@@ -296,4 +329,6 @@ def problem_from_frames(
         stock_policy=policy,
         safety_stock=safety_stock_targets(policy) if len(policy) else pd.Series(dtype=float),
         shortfall_penalty=shortfall_penalty(scenario.service, skus),
+        receipts=frames["receipts"].copy() if "receipts" in frames else empty_receipts(),
+        forecast=forecast,
     )

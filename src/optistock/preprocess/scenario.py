@@ -91,6 +91,23 @@ class KpiSettings(StrictModel):
     """Stock beyond this many periods of average demand counts as excess stock."""
 
 
+ForecastMethod = Literal["auto", "ets", "croston_sba", "adida"]
+
+
+class ForecastSettings(StrictModel):
+    """How the demand table is forecast from the ``sales_history`` table (used only when the scenario
+    has a sales history and no demand table)."""
+
+    method: ForecastMethod = "auto"
+    """``auto``: each series by its Syntetos–Boylan class — exponential smoothing (AutoETS, seasonal
+    when the history allows) for smooth and erratic demand, Croston SBA for intermittent and lumpy
+    demand; or one method for every series: ``ets``, ``croston_sba`` or ``adida``."""
+    season_length: int | None = Field(default=None, ge=1)
+    """Periods per season (1: no seasonality). Default from the period length: 7 for daily periods,
+    52 for weekly, 12 for monthly (28–31 days), else 1. Seasonality is used only where a series has
+    at least two full seasons of history."""
+
+
 class Scenario(StrictModel):
     name: str = Field(min_length=1)
     """Name of the scenario, recorded with every run."""
@@ -108,6 +125,8 @@ class Scenario(StrictModel):
     """Service-level targets and safety stock (none: no safety stock, plain cost minimisation)."""
     kpis: KpiSettings = KpiSettings()
     """How the run's inventory KPIs are computed."""
+    forecast: ForecastSettings | None = None
+    """How demand is forecast from ``sales_history`` (defaults: see its keys)."""
 
 
 class LoadedScenario(BaseModel):

@@ -5,7 +5,9 @@ Textbook formulas (periods are the time unit throughout):
 - safety stock ``SS = z · sqrt((L + R) · σd² + d̄² · σL²)`` with ``z = Φ⁻¹(CSL)`` the normal quantile of
   the target cycle service level, ``L`` the replenishment lead time (offer lead time plus lane transit),
   ``R`` the review period, ``d̄`` and ``σd`` the mean demand per period and its forecast-error standard
-  deviation, ``σL`` the standard deviation of the lead time;
+  deviation, ``σL`` the standard deviation of the lead time: measured from the ``receipts`` history
+  where the offer has at least two deliveries (sample standard deviation of received − ordered), else
+  the offer's ``lead_time_std`` (0 when blank);
 - reorder point ``ROP = d̄ · L + SS``, order-up-to level ``S = d̄ · (L + R) + SS``;
 - economic order quantity ``EOQ = sqrt(2 · D · K / h)`` with ``D`` demand per period, ``K`` the fixed
   cost of a purchase order and ``h`` the holding cost per unit and period;
@@ -50,6 +52,7 @@ POLICY_COLUMNS = [
     "mean_demand",
     "demand_std",
     "lead_time_std",
+    "lead_time_std_source",
     "service_level",
     "target_source",
     "implied_service_level",
@@ -121,8 +124,8 @@ class ServiceInputs:
     service_levels: pd.DataFrame  # sku, warehouse ('' = every warehouse), service_level
     fixed_safety_stock: pd.DataFrame  # sku, warehouse, quantity
     lead_time_std: pd.Series | None = None
-    """Optional (supplier, sku) → lead-time standard deviation measured from receipts; replaces the
-    offers' ``lead_time_std`` where given."""
+    """Optional (supplier, sku) → lead-time standard deviation measured from the ``receipts`` history
+    (:func:`optistock.suppliers.lead_time_table`); replaces the offers' ``lead_time_std`` where given."""
 
 
 def demand_statistics(demand: pd.DataFrame, periods: int) -> pd.DataFrame:
@@ -153,9 +156,14 @@ def replenishment_options(
     options = offers.merge(lanes, on="supplier", how="inner")
     options["lead_time"] = options["lead_time"].astype(np.int64) + options["transit_time"].astype(np.int64)
     options["landed_cost"] = options["unit_price"].astype(float) + options["cost_per_unit"].astype(float)
+    options["lead_time_std_source"] = np.where(options["lead_time_std"] > 0, "offers", "")
     if lead_time_std is not None and len(lead_time_std):
-        measured = options.set_index(["supplier", "sku"]).index.map(lead_time_std.to_dict())
-        options["lead_time_std"] = np.where(pd.isna(measured), options["lead_time_std"], measured)
+        measured = np.asarray(
+            options.set_index(["supplier", "sku"]).index.map(lead_time_std.to_dict()), dtype=float
+        )
+        found = ~np.isnan(measured)
+        options["lead_time_std"] = np.where(found, measured, options["lead_time_std"])
+        options["lead_time_std_source"] = np.where(found, "receipts", options["lead_time_std_source"])
     options = options.sort_values(["sku", "warehouse", "landed_cost", "lead_time", "supplier"], kind="stable")
     options["primary"] = ~options.duplicated(["sku", "warehouse"], keep="first")
     columns = [
@@ -168,7 +176,7 @@ def replenishment_options(
         "moq",
         "order_multiple",
     ]
-    return options[[*columns, "lead_time_std", "primary"]].reset_index(drop=True)
+    return options[[*columns, "lead_time_std", "lead_time_std_source", "primary"]].reset_index(drop=True)
 
 
 def service_targets(inputs: ServiceInputs, cells: pd.Index) -> pd.DataFrame:
@@ -293,6 +301,12 @@ def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFra
             strict=True,
         )
     }
+    std_source = {
+        (str(sku), str(warehouse)): str(source)
+        for sku, warehouse, source in zip(
+            primary_rows["sku"], primary_rows["warehouse"], primary_rows["lead_time_std_source"], strict=True
+        )
+    }
     inbound: dict[str, list[tuple[str, int]]] = {}
     for link, lead in links["lead_time"].items():
         origin, destination = cast(tuple[str, str], link)
@@ -310,6 +324,7 @@ def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFra
                     best = (source_lead + lead, origin, source_std)
         if best is None:  # nothing can replenish it: only the review period is exposed
             best = (0, "none", 0.0)
+        source = std_source.get((sku, best[1]), "")
         rows.append(
             {
                 "sku": sku,
@@ -317,6 +332,7 @@ def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFra
                 "supplier": "",
                 "lead_time": best[0],
                 "lead_time_std": best[2],
+                "lead_time_std_source": source,
                 "primary": True,
                 "replenished_via": best[1],
                 "mean_demand": float(stat["mean_demand"]),

@@ -24,6 +24,7 @@ class Kind(Enum):
     ID = "identifier"
     INT = "whole number"
     FLOAT = "number"
+    DATE = "date"
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,32 @@ class TableSpec:
     key: tuple[str, ...]
     required: bool = True
     description: str = ""
+    either: tuple[tuple[str, str], ...] = ()
+    """Pairs of alternative columns (a period and a date): exactly one of each pair is in the file."""
+    required_unless: str | None = None
+    """A required table that may be missing when this other table is given (demand ← sales_history)."""
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def alternatives(self) -> set[str]:
+        """Columns that belong to an :attr:`either` pair."""
+        return {name for pair in self.either for name in pair}
+
 
 def _id(name: str) -> Column:
     return Column(name, Kind.ID)
+
+
+def _period_or_date(period: str, date: str, *, blank_allowed: bool = False) -> tuple[Column, Column]:
+    """A history period (negative before the horizon: period 0 is the first planning period) and the
+    date it may be given as instead (converted with ``horizon.start``, see :mod:`.history`)."""
+    return (
+        Column(period, Kind.INT, required=not blank_allowed, minimum=None),
+        Column(date, Kind.DATE, required=not blank_allowed),
+    )
 
 
 TABLES: dict[str, TableSpec] = {
@@ -156,6 +175,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             key=("sku", "warehouse", "period"),
             description="demand per SKU, warehouse and period",
+            required_unless="sales_history",
         ),
         TableSpec(
             "inventory",
@@ -201,6 +221,42 @@ TABLES: dict[str, TableSpec] = {
             key=("period",),
             required=False,
             description="purchase budget per order period",
+        ),
+        TableSpec(
+            "receipts",
+            (
+                _id("supplier"),
+                _id("sku"),
+                _id("warehouse"),
+                *_period_or_date("order_period", "order_date"),
+                *_period_or_date("promised_period", "promised_date"),
+                *_period_or_date("received_period", "received_date", blank_allowed=True),
+                Column("quantity_ordered", Kind.FLOAT, strictly_positive=True),
+                Column("quantity_received", Kind.FLOAT),
+            ),
+            key=(),
+            required=False,
+            description="supplier delivery history, one row per order line: when it was ordered, "
+            "promised and received, how much was ordered and received (blank received: never delivered)",
+            either=(
+                ("order_period", "order_date"),
+                ("promised_period", "promised_date"),
+                ("received_period", "received_date"),
+            ),
+        ),
+        TableSpec(
+            "sales_history",
+            (
+                _id("sku"),
+                _id("warehouse"),
+                *_period_or_date("period", "date"),
+                Column("quantity", Kind.FLOAT),
+            ),
+            key=(),
+            required=False,
+            description="past sales per SKU, warehouse and period (or date); the demand is forecast from "
+            "it when the demand table is absent",
+            either=(("period", "date"),),
         ),
     )
 }
@@ -262,12 +318,28 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
         )
     present = set(frame.columns)
     for column in spec.columns:
-        if column.required and column.name not in present:
+        if column.required and column.name not in present and column.name not in spec.alternatives:
             raise InputError(
-                f"missing column (the {spec.name} table needs: {', '.join(spec.column_names)})",
+                f"missing column (the {spec.name} table needs: {', '.join(_needed(spec))})",
                 file=file,
                 line=1 if is_csv else None,
                 field=column.name,
+            )
+    for first, second in spec.either:
+        if first in present and second in present:
+            raise InputError(
+                f"give either {first} or {second}, not both",
+                file=file,
+                line=1 if is_csv else None,
+                field=second,
+            )
+        if first not in present and second not in present:
+            raise InputError(
+                f"missing column: {first} or {second} "
+                f"(the {spec.name} table needs: {', '.join(_needed(spec))})",
+                file=file,
+                line=1 if is_csv else None,
+                field=first,
             )
     source_line = _csv_source_lines(path, len(frame)) if is_csv else np.arange(len(frame)) + 1
     table = RawTable(spec, frame, file, source_line, is_csv)
@@ -280,6 +352,19 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
     table.frame = pd.DataFrame(canonical, index=pd.RangeIndex(len(frame)))
     _check_unique_key(table)
     return table
+
+
+def _needed(spec: TableSpec) -> list[str]:
+    """The columns of ``spec`` as a reader would list them: ``period|date`` for a pair."""
+    if not spec.either:
+        return spec.column_names
+    pairs = {first: f"{first}|{second}" for first, second in spec.either}
+    seconds = {second for _, second in spec.either}
+    return [
+        pairs.get(c.name, c.name)
+        for c in spec.columns
+        if c.name not in seconds and (c.required or c.name in pairs)
+    ]
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -317,6 +402,8 @@ def _csv_source_lines(path: Path, rows: int) -> np.ndarray:
 def _default_series(column: Column, length: int) -> pd.Series:
     if column.kind is Kind.ID:
         return pd.Series([""] * length, dtype=object)
+    if column.kind is Kind.DATE:
+        return pd.Series(pd.NaT, index=pd.RangeIndex(length), dtype="datetime64[ns]")
     value = np.nan if column.default is None else column.default
     return pd.Series(np.full(length, value, dtype=float))
 
@@ -341,6 +428,8 @@ def _convert_column(table: RawTable, column: Column) -> pd.Series:
     if blank.any() and column.required:
         position = int(np.flatnonzero(blank)[0])
         raise table.locate(position, column.name, f"value is missing (a {column.kind.value} is required)")
+    if column.kind is Kind.DATE:
+        return _convert_dates(table, column, raw, blank)
     numbers = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
     not_numeric = np.asarray(numbers.isna(), dtype=bool) & ~blank
     if not_numeric.any():
@@ -381,6 +470,23 @@ def _convert_column(table: RawTable, column: Column) -> pd.Series:
     return pd.Series(values, dtype=float)
 
 
+def _convert_dates(table: RawTable, column: Column, raw: pd.Series, blank: np.ndarray) -> pd.Series:
+    """Calendar dates (``YYYY-MM-DD`` in CSV; a date or timestamp column in Parquet), as midnight
+    timestamps; blanks become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        dates = pd.Series(pd.to_datetime(raw), index=pd.RangeIndex(len(raw)))
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_localize(None)
+        return dates.dt.normalize().astype("datetime64[ns]")
+    text = raw.astype(object).where(~blank).map(lambda v: v if v is None or pd.isna(v) else str(v).strip())
+    dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    bad = np.asarray(dates.isna(), dtype=bool) & ~blank
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise table.locate(position, column.name, f"expected a date (YYYY-MM-DD), got {raw.iloc[position]!r}")
+    return pd.Series(dates.dt.normalize().to_numpy(dtype="datetime64[ns]"), index=pd.RangeIndex(len(raw)))
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if math.isfinite(value) and value == int(value) else str(value)
 
@@ -409,9 +515,13 @@ def read_tables(data_dir: Path) -> dict[str, RawTable]:
     for name, spec in TABLES.items():
         path = find_table_file(data_dir, name)
         if path is None:
-            if spec.required:
+            waived = spec.required_unless is not None and find_table_file(data_dir, spec.required_unless)
+            if spec.required and not waived:
+                instead = (
+                    f" (or {spec.required_unless}.csv to forecast it from)" if spec.required_unless else ""
+                )
                 raise InputError(
-                    f"required table '{name}' is missing: expected {name}.csv or {name}.parquet",
+                    f"required table '{name}' is missing: expected {name}.csv or {name}.parquet{instead}",
                     file=str(data_dir / f"{name}.csv"),
                 )
             continue

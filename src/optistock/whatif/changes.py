@@ -576,6 +576,7 @@ def _apply_remove_warehouse(ctx: _Context, spec: RemoveWarehouse) -> str:
         "demand": ["warehouse"],
         "inventory": ["warehouse"],
         "open_orders": ["warehouse"],
+        "receipts": ["warehouse"],
     }
     for name, names in columns.items():
         if name not in ctx.tables:

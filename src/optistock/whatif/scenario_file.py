@@ -32,6 +32,7 @@ from ruamel.yaml.comments import CommentedMap
 from optistock.errors import InputError
 from optistock.preprocess.scenario import (
     ClassificationSettings,
+    ForecastMethod,
     KpiSettings,
     LoadedScenario,
     Scenario,
@@ -94,6 +95,13 @@ class SolverPatch(StrictModel):
     """Random seed of the solver."""
 
 
+class ForecastPatch(StrictModel):
+    method: ForecastMethod | None = None
+    """``auto`` (by demand class), ``ets``, ``croston_sba`` or ``adida``."""
+    season_length: int | None = Field(default=None, ge=1)
+    """Periods per season (1: no seasonality)."""
+
+
 class ScenarioPatch(WhatIfSections):
     """A scenario file that ``extends`` another: every key is optional and overrides the extended file."""
 
@@ -115,6 +123,8 @@ class ScenarioPatch(WhatIfSections):
     """Service-level targets and safety stock (keys given here override the extended file's)."""
     kpis: KpiSettings | None = None
     """How inventory KPIs are computed (keys given here override the extended file's)."""
+    forecast: ForecastPatch | None = None
+    """How demand is forecast from sales_history (keys given here override the extended file's)."""
 
 
 @dataclass
@@ -195,7 +205,7 @@ def load_scenario_file(
         if data is not None:
             core["data"] = data
             data_from = layer
-        for section in ("horizon", "solver", "classification", "service", "kpis"):
+        for section in ("horizon", "solver", "forecast", "classification", "service", "kpis"):
             given = getattr(values, section)
             if given is not None:
                 core.setdefault(section, {}).update(given.model_dump(exclude_unset=True, exclude_none=True))
