@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from optistock.preprocess.checks import (
+    check_feature_rules,
     check_periods_not_negative,
     check_references,
     rows_beyond_horizon,
@@ -25,6 +26,49 @@ from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
+
+
+def _no_channel_demand() -> pd.Series:
+    return pd.Series(
+        dtype=float, index=pd.MultiIndex.from_tuples([], names=["sku", "warehouse", "channel", "period"])
+    )
+
+
+@dataclass(frozen=True)
+class ShareRule:
+    """A sourcing rule on a supplier's share of units bought over the horizon (planned lines only).
+
+    ``sku`` None: the share of all units bought, over every SKU. ``label`` names the rule's row in the
+    ``sourcing`` table (for messages)."""
+
+    supplier: str
+    sku: str | None
+    min_share: float
+    max_share: float
+    label: str
+
+
+@dataclass
+class SourcingRules:
+    """The ``sourcing`` table, read: share rules, preferred suppliers and what is switched off."""
+
+    shares: list[ShareRule]
+    preferred_by_sku: dict[str, str] = field(default_factory=dict)
+    """SKU → preferred supplier ("" key: the rule for all SKUs)."""
+    off_suppliers: set[str] = field(default_factory=set)
+    off_offers: set[tuple[str, str]] = field(default_factory=set)
+    """(supplier, sku) offers switched off."""
+
+    def is_off(self, supplier: str, sku: str) -> bool:
+        """True when the supplier, or its offer of ``sku``, is switched off: no order may use it."""
+        return supplier in self.off_suppliers or (supplier, sku) in self.off_offers
+
+    def preferred(self, sku: str) -> str | None:
+        return self.preferred_by_sku.get(sku, self.preferred_by_sku.get(""))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.shares or self.off_suppliers or self.off_offers or self.preferred_by_sku)
 
 
 @dataclass
@@ -60,6 +104,77 @@ class ProblemData:
     ``suppliers.capacity`` there (the optional ``supplier_capacity`` table; 0 is an outage)."""
     changes: list[dict[str, Any]] = field(default_factory=list)
     """The what-if changes applied to the input tables, in order (see :mod:`optistock.whatif`)."""
+    stock_ages: pd.Series = field(
+        default_factory=lambda: pd.Series(
+            dtype=float, index=pd.MultiIndex.from_tuples([], names=["sku", "warehouse", "age"])
+        )
+    )
+    """index (sku, warehouse, age): stock on hand at the start of period 0 by age in periods (the optional
+    ``inventory.age`` column; without it every unit has age 0). Sums to ``on_hand``."""
+    channel_demand: pd.Series = field(default_factory=lambda: _no_channel_demand())
+    """index (sku, warehouse, channel, period): demand per sales channel (the optional ``demand.channel``
+    column); empty without it. ``demand`` is its sum over channels."""
+    channels: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """index channel: priority (NaN = none), shortage_cost (NaN = the SKU's) — the ``channels`` table."""
+    sourcing: SourcingRules = field(default_factory=lambda: SourcingRules([]))
+    """Sourcing rules from the optional ``sourcing`` table (see :class:`SourcingRules`)."""
+
+    @cached_property
+    def shelf_life(self) -> dict[str, int]:
+        """Shelf life in periods of each perishable SKU (``skus.shelf_life``); SKUs without one are absent."""
+        if "shelf_life" not in self.skus.columns:
+            return {}
+        return {str(i): int(v) for i, v in self.skus["shelf_life"].items() if pd.notna(v)}
+
+    @cached_property
+    def waste_cost(self) -> dict[str, float]:
+        """Cost per wasted unit of each perishable SKU: ``skus.waste_cost``, or when blank the SKU's lowest
+        list price (``offers.unit_price``) over its offers, 0 without offers."""
+        given = self.skus["waste_cost"] if "waste_cost" in self.skus.columns else None
+        prices = self.offers["unit_price"].groupby(level="sku").min() if len(self.offers) else pd.Series()
+        costs: dict[str, float] = {}
+        for sku in self.shelf_life:
+            value = given[sku] if given is not None else np.nan
+            costs[sku] = float(value) if pd.notna(value) else float(prices.get(sku, 0.0))
+        return costs
+
+    @cached_property
+    def channel_order(self) -> list[str]:
+        """Channels in the order they are served when stock is short, for a SKU with equal channel costs:
+        ascending ``priority`` (channels without one last), then by name (see :meth:`channel_rank`)."""
+        names = sorted({str(c) for c in self.channel_demand.index.get_level_values("channel")})
+        priority = self.channels["priority"] if "priority" in self.channels.columns else pd.Series()
+        return sorted(
+            names,
+            key=lambda c: (0, float(priority[c]), c) if pd.notna(priority.get(c, np.nan)) else (1, 0.0, c),
+        )
+
+    def channel_shortage_cost(self, sku: str, channel: str) -> float:
+        """Shortage cost per unit and period of ``channel``'s backorders of ``sku``:
+        ``channels.shortage_cost`` if given, else the SKU's ``skus.shortage_cost``."""
+        own = self.channels["shortage_cost"] if "shortage_cost" in self.channels.columns else pd.Series()
+        value = own.get(channel, np.nan)
+        if pd.notna(value):
+            return float(value)
+        return float(cast(SupportsFloat, self.skus.at[sku, "shortage_cost"]))
+
+    def channel_rank(self, sku: str) -> list[str]:
+        """The channels of ``sku`` in serving order: highest shortage cost first, then ``channel_order``."""
+        position = {c: k for k, c in enumerate(self.channel_order)}
+        return sorted(self.channel_order, key=lambda c: (-self.channel_shortage_cost(sku, c), position[c]))
+
+    def preferred_supplier(self, sku: str) -> str | None:
+        """The SKU's primary supplier: the one marked ``preferred`` in the sourcing rules (for the SKU, else
+        for all SKUs, if it offers the SKU and is not switched off), else its offer with the lowest list
+        price (then the supplier's name); None when the SKU has no usable offer."""
+        usable = [str(s) for s, i in self.offers.index if i == sku and not self.sourcing.is_off(str(s), sku)]
+        if not usable:
+            return None
+        chosen = self.sourcing.preferred(sku)
+        if chosen is not None and chosen in usable:
+            return chosen
+        prices = {s: float(cast(SupportsFloat, self.offers.at[(s, sku), "unit_price"])) for s in usable}
+        return min(usable, key=lambda s: (prices[s], s))
 
     def supplier_capacity_in(self, supplier: str, period: int) -> float:
         """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
@@ -135,6 +250,7 @@ def build_problem(
     tables = read_tables(loaded.data_dir)
     warnings: list[str] = []
     check_references(tables)
+    check_feature_rules(tables)
     check_periods_not_negative(tables["demand"], "period")
     for name in ("budget", "supplier_capacity"):
         if name in tables:
@@ -195,8 +311,27 @@ def problem_from_frames(
 
     demand_frame = frame_of("demand")
     demand_frame = demand_frame[demand_frame["period"] < periods].astype({"period": np.int64})
-    demand = demand_frame.set_index(["sku", "warehouse", "period"])["quantity"].sort_index()
-    on_hand = frame_of("inventory").set_index(["sku", "warehouse"])["on_hand"].sort_index()
+    if "channel" in demand_frame.columns:
+        channel_demand = (
+            demand_frame.groupby(["sku", "warehouse", "channel", "period"])["quantity"].sum().sort_index()
+        )
+        demand = demand_frame.groupby(["sku", "warehouse", "period"])["quantity"].sum().sort_index()
+    else:
+        channel_demand = _no_channel_demand()
+        demand = demand_frame.set_index(["sku", "warehouse", "period"])["quantity"].sort_index()
+    inventory = frame_of("inventory")
+    if "age" in inventory.columns:
+        stock_ages = (
+            inventory.astype({"age": np.int64})
+            .groupby(["sku", "warehouse", "age"])["on_hand"]
+            .sum()
+            .sort_index()
+        )
+        on_hand = inventory.groupby(["sku", "warehouse"])["on_hand"].sum().sort_index()
+    else:
+        on_hand = inventory.set_index(["sku", "warehouse"])["on_hand"].sort_index()
+        stock_ages = on_hand.to_frame().assign(age=0).set_index("age", append=True)["on_hand"]
+    channels = frame_of("channels").set_index("channel")
     open_orders = frame_of("open_orders")
     open_orders = open_orders[open_orders["arrival_period"] < periods].astype({"arrival_period": np.int64})
     open_orders = open_orders.reset_index(drop=True)
@@ -230,4 +365,38 @@ def problem_from_frames(
         warnings=warnings,
         supplier_period_capacity=supplier_period_capacity,
         changes=list(change_log or []),
+        stock_ages=stock_ages,
+        channel_demand=channel_demand,
+        channels=channels,
+        sourcing=sourcing_rules(frames.get("sourcing")),
     )
+
+
+def sourcing_rules(table: pd.DataFrame | None) -> SourcingRules:
+    """Read the (validated) ``sourcing`` table: one rule per row; blank sku = every SKU."""
+    rules = SourcingRules([])
+    if table is None:
+        return rules
+    for position, row in enumerate(table.to_dict("records")):
+        supplier = str(row["supplier"])
+        sku = str(row.get("sku", "") or "")
+        label = f"sourcing row {position + 1} ({supplier}/{sku or 'all SKUs'})"
+        low, high = row.get("min_share", np.nan), row.get("max_share", np.nan)
+        if pd.notna(low) or pd.notna(high):
+            rules.shares.append(
+                ShareRule(
+                    supplier,
+                    sku or None,
+                    float(low) if pd.notna(low) else 0.0,
+                    float(high) if pd.notna(high) else 1.0,
+                    label,
+                )
+            )
+        if pd.notna(row.get("preferred", np.nan)) and int(row["preferred"]) == 1:
+            rules.preferred_by_sku[sku] = supplier
+        if pd.notna(row.get("off", np.nan)) and int(row["off"]) == 1:
+            if sku:
+                rules.off_offers.add((supplier, sku))
+            else:
+                rules.off_suppliers.add(supplier)
+    return rules
