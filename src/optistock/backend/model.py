@@ -14,6 +14,7 @@ from typing import cast
 
 import pyomo.environ as pyo
 
+from optistock.backend import extensions
 from optistock.backend.sets import Line, ModelSets, build_sets
 from optistock.preprocess.data import ProblemData
 
@@ -38,7 +39,8 @@ def build_model(problem: ProblemData, sets: ModelSets | None = None) -> pyo.Conc
     model = pyo.ConcreteModel(name=f"optistock:{problem.scenario.name}")
     model.sets = sets  # kept for result extraction
     define_variables(model, problem, sets)
-    for family in CONSTRAINT_FAMILIES:
+    extensions.define_extension_variables(model, problem, sets)
+    for family in CONSTRAINT_FAMILIES + extensions.EXTENSION_FAMILIES:
         family(model, problem, sets)
     define_objective(model, problem, sets)
     return model
@@ -255,7 +257,8 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         + Σ_{lines (s,i,w,τ) arriving in t} q + open_orders[i,w,t]
         + Σ_{arcs (i,v,w,τ) arriving in t} transfer − Σ_v transfer[i,w,v,t] − demand[i,w,t],
 
-    with stock[i,w,−1] − backorder[i,w,−1] = on_hand[i,w].
+    with stock[i,w,−1] − backorder[i,w,−1] = on_hand[i,w]; − waste[i,w,t] on the cells of perishable
+    SKUs where units can expire (``models/extensions.md``).
     """
     arrivals: dict[tuple[str, str, int], list[tuple]] = defaultdict(list)
     for key, line in sets.lines.items():
@@ -267,6 +270,7 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         inbound[(sku, destination, arrival)].append(arc)
         outbound[(sku, origin, ship)].append(arc)
     model.outbound = outbound
+    waste_cells = set(sets.waste_cells)
 
     def rule(m: pyo.ConcreteModel, i: str, w: str, t: int) -> pyo.Expression:
         previous = m.stock[i, w, t - 1] - m.backorder[i, w, t - 1] if t > 0 else sets.on_hand.get((i, w), 0.0)
@@ -274,6 +278,8 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         inflow += pyo.quicksum(m.transfer[arc] for arc in inbound.get((i, w, t), ()))
         outflow = pyo.quicksum(m.transfer[arc] for arc in outbound.get((i, w, t), ()))
         fixed = sets.receipts.get((i, w, t), 0.0) - sets.demand.get((i, w, t), 0.0)
+        if (i, w, t) in waste_cells:
+            outflow += m.waste[i, w, t]
         return m.stock[i, w, t] - m.backorder[i, w, t] == previous + inflow - outflow + fixed
 
     model.stock_balance = pyo.Constraint(model.STOCK_CELLS, rule=rule)
@@ -374,18 +380,24 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.cost_holding = pyo.Expression(
         expr=pyo.quicksum(float(holding[c[0]]) * model.stock[c] for c in sets.stock_cells)
     )
-    model.cost_shortage = pyo.Expression(
-        expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
-    )
-    model.total_cost = pyo.Objective(
-        expr=model.cost_purchase
+    if sets.channel_splits:
+        model.cost_shortage = pyo.Expression(expr=extensions.shortage_cost_terms(model, problem, sets))
+    else:
+        model.cost_shortage = pyo.Expression(
+            expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
+        )
+    total = (
+        model.cost_purchase
         + model.cost_ordering
         + model.cost_transport
         + model.cost_transfer
         + model.cost_holding
-        + model.cost_shortage,
-        sense=pyo.minimize,
+        + model.cost_shortage
     )
+    if sets.waste_cells:
+        model.cost_waste = pyo.Expression(expr=extensions.waste_cost_expression(model, problem, sets))
+        total += model.cost_waste
+    model.total_cost = pyo.Objective(expr=total, sense=pyo.minimize)
 
 
 CONSTRAINT_FAMILIES: tuple[Callable[[pyo.ConcreteModel, ProblemData, ModelSets], None], ...] = (

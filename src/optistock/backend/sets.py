@@ -7,14 +7,14 @@ another modelling backend could reuse them.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
 
 import pandas as pd
 
 from optistock.postprocess.simulate import PlanEvaluation
-from optistock.preprocess.data import ProblemData
+from optistock.preprocess.data import ProblemData, ShareRule
 
 Line = tuple[str, str, str, int]  # (supplier, sku, warehouse, order period)
 PurchaseOrder = tuple[str, str, int]  # (supplier, warehouse, order period)
@@ -58,6 +58,31 @@ class LineData:
 
 
 @dataclass
+class ShareRuleData:
+    """A sourcing share rule in the model: the lines it counts and, in a SKU sub-problem, the units the
+    fixed rest of the plan already contributes (see :func:`restrict_to_residual`)."""
+
+    rule: ShareRule
+    supplier_lines: list[Line]
+    """Lines of the rule's supplier (and SKU)."""
+    all_lines: list[Line]
+    """Lines of the rule's SKU (every SKU for a rule on all SKUs), any supplier."""
+    fixed_supplier_units: float = 0.0
+    fixed_total_units: float = 0.0
+
+
+@dataclass
+class ChannelSplit:
+    """A (sku, warehouse) whose demand comes from channels with different shortage costs: its backorder
+    is split over the channels in the model."""
+
+    demand: dict[str, list[float]]
+    """Channel → demand per period."""
+    shortage_cost: dict[str, float]
+    """Channel → shortage cost per unit and period."""
+
+
+@dataclass
 class ModelSets:
     lines: dict[Line, LineData]
     purchase_orders: dict[PurchaseOrder, list[Line]]
@@ -83,6 +108,14 @@ class ModelSets:
     """Fixed cost of placing each purchase order."""
     min_order_value: dict[PurchaseOrder, float]
     """Minimum value of each purchase order once placed."""
+    shelf_life: dict[str, int] = field(default_factory=dict)
+    """Shelf life of the perishable SKUs in scope."""
+    initial_cohorts: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)
+    """(sku, warehouse) of a perishable SKU → (arrival period = −age, units) of the stock on hand."""
+    waste_cells: list[StockCell] = field(default_factory=list)
+    """Cells (i, w, t) of perishable SKUs where units can expire: t at or after the first expiry."""
+    channel_splits: dict[tuple[str, str], ChannelSplit] = field(default_factory=dict)
+    share_rules: list[ShareRuleData] = field(default_factory=list)
 
 
 def round_up(value: float, multiple: int) -> int:
@@ -211,7 +244,7 @@ def build_sets(
     lines: dict[Line, LineData] = {}
     for offer_key, offer in problem.offers.iterrows():
         supplier, sku = cast(tuple[str, str], offer_key)
-        if sku not in demanded or not in_scope(sku):
+        if sku not in demanded or not in_scope(sku) or problem.sourcing.is_off(supplier, sku):
             continue
         pack, moq, lead = int(offer["order_multiple"]), int(offer["moq"]), int(offer["lead_time"])
         schedule = problem.price_schedule(supplier, sku)
@@ -278,7 +311,7 @@ def build_sets(
     for link_key, link in problem.transfer_links.iterrows():
         origin, destination = cast(tuple[str, str], link_key)
         lead = int(link["lead_time"])
-        for sku in sorted(stocked):
+        for sku in sorted(stocked - set(problem.shelf_life)):  # perishable SKUs are not transferred
             for ship_period in range(periods - lead):
                 transfer_arcs[(sku, str(origin), str(destination), ship_period)] = ship_period + lead
 
@@ -309,6 +342,19 @@ def build_sets(
         if (cell[0], cell[1], cell[2] + 1) in arcs_leaving and cumulative_demand.get(cell, 0.0) > 0
     )
 
+    shelf_life = {i: life for i, life in problem.shelf_life.items() if in_scope(i)}
+    initial_cohorts: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for age_key, units in problem.stock_ages.items():
+        sku, warehouse, age = cast(tuple[str, str, int], age_key)
+        if str(sku) in shelf_life and units > 0:
+            initial_cohorts.setdefault((str(sku), str(warehouse)), []).append((-int(age), float(units)))
+    waste_cells = []
+    for i, w, t in stock_cells:
+        if i in shelf_life:
+            oldest = min((arrived for arrived, _ in initial_cohorts.get((i, w), [])), default=0)
+            if t >= oldest + shelf_life[i] - 1:
+                waste_cells.append((i, w, t))
+
     suppliers_capacity = problem.suppliers["capacity"]
     minimum_value = problem.suppliers["min_order_value"].fillna(0.0)
     order_cost = problem.suppliers["order_cost"]
@@ -333,7 +379,47 @@ def build_sets(
         storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},
         order_cost={po: float(order_cost[po[0]]) for po in purchase_orders},
         min_order_value={po: float(minimum_value[po[0]]) for po in purchase_orders},
+        shelf_life=shelf_life,
+        initial_cohorts=initial_cohorts,
+        waste_cells=waste_cells,
+        channel_splits=_channel_splits(problem, in_scope),
+        share_rules=_share_rules(problem, lines, in_scope),
     )
+
+
+def _channel_splits(
+    problem: ProblemData, in_scope: Callable[[str], bool]
+) -> dict[tuple[str, str], ChannelSplit]:
+    """The (sku, warehouse) pairs whose channels have different shortage costs. Where all channels of a
+    pair cost the same, how a backorder is split over them does not change the cost, so the model
+    keeps one backorder there (the re-simulation still reports each channel)."""
+    demand: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for key, quantity in problem.channel_demand.items():
+        sku, warehouse, channel, period = cast(tuple[str, str, str, int], key)
+        if not in_scope(str(sku)):
+            continue
+        per_channel = demand.setdefault((str(sku), str(warehouse)), {})
+        per_channel.setdefault(str(channel), [0.0] * problem.periods)[int(period)] += float(quantity)
+    splits = {}
+    for (sku, warehouse), per_channel in sorted(demand.items()):
+        costs = {channel: problem.channel_shortage_cost(sku, channel) for channel in per_channel}
+        if len(set(costs.values())) > 1:
+            splits[(sku, warehouse)] = ChannelSplit(per_channel, costs)
+    return splits
+
+
+def _share_rules(
+    problem: ProblemData, lines: dict[Line, LineData], in_scope: Callable[[str], bool]
+) -> list[ShareRuleData]:
+    """Share rules that apply to the lines in scope (a rule on one SKU only where that SKU is in scope)."""
+    rules = []
+    for rule in problem.sourcing.shares:
+        if rule.sku is not None and not in_scope(rule.sku):
+            continue
+        counted = [key for key in lines if rule.sku is None or key[1] == rule.sku]
+        own = [key for key in counted if key[0] == rule.supplier]
+        rules.append(ShareRuleData(rule, own, counted))
+    return rules
 
 
 def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEvaluation) -> ModelSets:
@@ -355,6 +441,11 @@ def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEval
         sets.budget[period] = max(amount - float(spend.get(period, 0.0)), 0.0)
     for key, capacity in sets.storage_capacity.items():
         sets.storage_capacity[key] = max(capacity - float(volume.get(key, 0.0)), 0.0)
+    for data in sets.share_rules:
+        rule = data.rule
+        scope = others.orders if rule.sku is None else others.orders[others.orders["sku"] == rule.sku]
+        data.fixed_total_units = float(scope["quantity"].sum())
+        data.fixed_supplier_units = float(scope.loc[scope["supplier"] == rule.supplier, "quantity"].sum())
     for po in sets.purchase_orders:
         if po in po_value.index:
             sets.order_cost[po] = 0.0
