@@ -16,7 +16,7 @@ import pyomo.environ as pyo
 from optistock.backend.sets import ModelSets, StockCell
 from optistock.preprocess.data import ProblemData
 
-EXTENSION_VARIABLES = ("waste", "expiring", "channel_backorder")
+EXTENSION_VARIABLES = ("waste", "expiring", "channel_backorder", "channel_in_stock")
 
 
 def define_extension_variables(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
@@ -26,6 +26,8 @@ def define_extension_variables(model: pyo.ConcreteModel, problem: ProblemData, s
     - ``expiring[i,w,t]`` ∈ {0,1} on the same cells: 1 when units expire in t
     - ``channel_backorder[i,w,c,t]`` ∈ [0, cumulative demand of channel c] for (i, w, c, t) ∈
       ``CHANNEL_CELLS``: the part of backorder[i,w,t] owed to channel c
+    - ``channel_in_stock[i,w,t]`` ∈ {0,1} for (i, w, t) ∈ ``CHANNEL_SPLIT_CELLS``: 1 when the end stock
+      may be positive, 0 when a backorder may be
     """
     if sets.waste_cells:
         model.WASTE_CELLS = pyo.Set(initialize=sets.waste_cells, dimen=3, ordered=True)
@@ -45,6 +47,14 @@ def define_extension_variables(model: pyo.ConcreteModel, problem: ProblemData, s
         model.channel_backorder = pyo.Var(
             model.CHANNEL_CELLS, domain=pyo.NonNegativeReals, bounds=lambda m, *c: (0, upper[c])
         )
+        pair_cells = [
+            (i, w, t)
+            for (i, w) in sets.channel_splits
+            for t in range(problem.periods)
+            if sets.backorder_upper.get((i, w, t), 0.0) > 0
+        ]
+        model.CHANNEL_SPLIT_CELLS = pyo.Set(initialize=pair_cells, dimen=3, ordered=True)
+        model.channel_in_stock = pyo.Var(model.CHANNEL_SPLIT_CELLS, domain=pyo.Binary)
 
 
 def _network_units(sets: ModelSets) -> dict[str, float]:
@@ -106,16 +116,18 @@ def define_channel_backorder_constraints(
 
     channel_backorder_split: Σ_c channel_backorder[i,w,c,t] = backorder[i,w,t];
     channel_backorder_carry: channel_backorder[i,w,c,t] ≤ channel_backorder[i,w,c,t−1] + d[i,w,c,t]
-    (a channel's backorder grows only by its own demand: units served are not taken back).
-    With shortage cost π_c per channel, the cheapest split serves the highest π_c first, which is the
-    re-simulation's rule.
+    (a channel's backorder grows only by its own demand: units served are not taken back);
+    channel_backorder_no_rationing: backorder[i,w,t] ≤ D[i,w,t] · (1 − channel_in_stock[i,w,t]);
+    channel_stock_no_rationing: stock[i,w,t] ≤ M_i · channel_in_stock[i,w,t]
+    (stock is not held back for a dearer channel's later demand while a channel waits: the contract's
+    end stock is max(net, 0)). With shortage cost π_c per channel, the cheapest split serves the
+    highest π_c first, which is the re-simulation's rule.
     """
     if not sets.channel_splits:
         return
-    pair_cells = [(i, w, t) for (i, w) in sets.channel_splits for t in range(problem.periods)]
-    model.CHANNEL_SPLIT_CELLS = pyo.Set(initialize=pair_cells, dimen=3, ordered=True)
+    all_cells = [(i, w, t) for (i, w) in sets.channel_splits for t in range(problem.periods)]
     model.channel_backorder_split = pyo.Constraint(
-        model.CHANNEL_SPLIT_CELLS,
+        all_cells,
         rule=lambda m, i, w, t: (
             pyo.quicksum(m.channel_backorder[i, w, c, t] for c in sets.channel_splits[(i, w)].demand)
             == m.backorder[i, w, t]
@@ -128,6 +140,17 @@ def define_channel_backorder_constraints(
         return m.channel_backorder[i, w, c, t] <= previous + demand
 
     model.channel_backorder_carry = pyo.Constraint(model.CHANNEL_CELLS, rule=carry)
+    bound = _network_units(sets)
+    model.channel_backorder_no_rationing = pyo.Constraint(
+        model.CHANNEL_SPLIT_CELLS,
+        rule=lambda m, i, w, t: (
+            m.backorder[i, w, t] <= sets.backorder_upper[(i, w, t)] * (1 - m.channel_in_stock[i, w, t])
+        ),
+    )
+    model.channel_stock_no_rationing = pyo.Constraint(
+        model.CHANNEL_SPLIT_CELLS,
+        rule=lambda m, i, w, t: m.stock[i, w, t] <= max(bound[i], 1.0) * m.channel_in_stock[i, w, t],
+    )
 
 
 def define_sourcing_share_constraints(

@@ -418,4 +418,6 @@ def start_values(
         )
         for key, var in model.channel_backorder.items():
             values[var] = owed.get(key, 0.0)
+        for key, var in model.channel_in_stock.items():
+            values[var] = 1.0 if float(backorder[key]) <= 1e-9 else 0.0
     return values

@@ -36,7 +36,7 @@ from optistock.preprocess.data import ProblemData
 logger = logging.getLogger(__name__)
 
 MARGINAL_COLUMNS = ["limit", "supplier", "warehouse", "period", "capacity", "used", "value_per_unit"]
-BINARY_VARIABLES = ("line_active", "segment_active", "po_open", "has_stock", "expiring")
+BINARY_VARIABLES = ("line_active", "segment_active", "po_open", "has_stock", "expiring", "channel_in_stock")
 BUDGET_STEP = 1000.0
 """Budget marginal values are quoted per this many currency units in the summary."""
 

@@ -109,15 +109,13 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     channels = _serve_channels(problem, inventory) if len(problem.channel_demand) else None
 
     skus = problem.skus
+    sku_shortage = inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"]).astype(float)
     if channels is None:
-        shortage = float((inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"])).sum())
+        shortage = float(sku_shortage.sum())
     else:
         split = pd.MultiIndex.from_frame(channels[["sku", "warehouse"]].drop_duplicates())
         unsplit = ~pd.MultiIndex.from_frame(inventory[["sku", "warehouse"]]).isin(split)
-        rest = inventory[unsplit]
-        shortage = float(channels["_cost"].sum()) + float(
-            (rest["backorder"] * rest["sku"].map(skus["shortage_cost"])).sum()
-        )
+        shortage = float(channels["_cost"].sum()) + float(sku_shortage[unsplit].sum())
     costs = {
         "purchase": float(orders_out["line_value"].astype(float).sum()),
         "ordering": float(
