@@ -35,7 +35,8 @@ def offer(supplier: str = "S1", name: str = "A", **extra: Any) -> dict[str, Any]
 
 def demand(quantities: list[float], name: str = "A", **extra: Any) -> list[dict[str, Any]]:
     return [
-        {"sku": name, "warehouse": "W1", "period": t, "quantity": q, **extra} for t, q in enumerate(quantities)
+        {"sku": name, "warehouse": "W1", "period": t, "quantity": q, **extra}
+        for t, q in enumerate(quantities)
     ]
 
 
@@ -132,7 +133,8 @@ def test_perishable_skus_are_not_transferred(scenario_factory: Callable[..., Pat
     }
     problem = load_problem(scenario_factory(tables, 2))
     moved = pd.DataFrame(
-        [("A", "W1", "W2", 0, 1)], columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+        [("A", "W1", "W2", 0, 1)],
+        columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"],
     )
     orders = pd.DataFrame(columns=["supplier", "sku", "warehouse", "order_period", "quantity"])
     violations = evaluate_plan(problem, orders, moved).violations
@@ -186,7 +188,9 @@ def test_channel_priority_breaks_equal_costs(scenario_factory: Callable[..., Pat
     assert run.objective == pytest.approx(6 + 100.0 * 6)
 
 
-def test_served_units_are_not_taken_back_from_a_cheaper_channel(scenario_factory: Callable[..., Path]) -> None:
+def test_served_units_are_not_taken_back_from_a_cheaper_channel(
+    scenario_factory: Callable[..., Path],
+) -> None:
     # 5 on hand; cheap channel wants 10 in period 0, dear channel 3 in period 1; supply arrives in 2.
     # Period 0: 5 served to cheap, 5 owed (cost 5). Period 1: cheap still owed 5, dear owed 3:
     # 5 + 30 = 35. Period 2: the 8 missing units arrive. Total 8 + 5 + 35 = 48. Moving served units
@@ -293,7 +297,12 @@ def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[
             {"supplier": "S1", "order_cost": 20.0, "min_order_value": 0.0, "capacity": 30},
             {"supplier": "S2", "order_cost": 5.0, "min_order_value": 0.0},
         ],
-        "offers": [offer(moq=12), offer("S2", unit_price=2.0), offer(name="B"), offer("S2", "B", unit_price=1.5)],
+        "offers": [
+            offer(moq=12),
+            offer("S2", unit_price=2.0),
+            offer(name="B"),
+            offer("S2", "B", unit_price=1.5),
+        ],
         "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 6, "age": 1}],
         "demand": demand([4, 6, 5, 7, 3], channel="web")
         + demand([3, 0, 4, 2, 5], channel="store")
@@ -308,7 +317,15 @@ def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["plan_check"]["valid"]
-    assert set(summary["costs"]) == {"purchase", "ordering", "transport", "transfer", "holding", "shortage", "waste"}
+    assert set(summary["costs"]) == {
+        "purchase",
+        "ordering",
+        "transport",
+        "transfer",
+        "holding",
+        "shortage",
+        "waste",
+    }
     assert set(summary["channels"]) == {"web", "store"}
     assert summary["marginal_values"]["available"], summary["marginal_values"]
     # re-simulating the written files gives the reported objective
@@ -319,7 +336,5 @@ def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[
     assert again.is_valid
     assert again.total_cost == pytest.approx(summary["objective"], abs=1e-6)
     channels = pd.read_csv(out / "channel_plan.csv")
-    assert channels["demand"].sum() == pytest.approx(
-        pd.DataFrame(tables["demand"])["quantity"].sum()
-    )
+    assert channels["demand"].sum() == pytest.approx(pd.DataFrame(tables["demand"])["quantity"].sum())
     assert summary["objective"] == pytest.approx(summary["solver_objective"], rel=1e-6)

@@ -126,8 +126,9 @@ def define_channel_backorder_constraints(
     if not sets.channel_splits:
         return
     all_cells = [(i, w, t) for (i, w) in sets.channel_splits for t in range(problem.periods)]
+    model.CHANNEL_PAIR_CELLS = pyo.Set(initialize=all_cells, dimen=3, ordered=True)
     model.channel_backorder_split = pyo.Constraint(
-        all_cells,
+        model.CHANNEL_PAIR_CELLS,
         rule=lambda m, i, w, t: (
             pyo.quicksum(m.channel_backorder[i, w, c, t] for c in sets.channel_splits[(i, w)].demand)
             == m.backorder[i, w, t]
