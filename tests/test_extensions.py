@@ -338,3 +338,58 @@ def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[
     channels = pd.read_csv(out / "channel_plan.csv")
     assert channels["demand"].sum() == pytest.approx(pd.DataFrame(tables["demand"])["quantity"].sum())
     assert summary["objective"] == pytest.approx(summary["solver_objective"], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("table", "rows", "line", "field", "says"),
+    [
+        ("skus", [sku(shelf_life=0)], 2, "shelf_life", "must be > 0"),
+        ("skus", [sku(shelf_life=-3)], 2, "shelf_life", "must be > 0"),
+        ("sourcing", [{"supplier": "S2", "sku": "A", "min_share": 1.5}], 2, "min_share", "must be <= 1"),
+        ("sourcing", [{"supplier": "S2", "sku": "A", "max_share": -0.1}], 2, "max_share", "must be >= 0"),
+        (
+            "sourcing",
+            [
+                {"supplier": "S1", "sku": "", "max_share": 0.9},
+                {"supplier": "S2", "min_share": 0.6, "max_share": 0.4},
+            ],
+            3,
+            "min_share",
+            "min_share 0.6 is above max_share 0.4",
+        ),
+        ("sourcing", [{"supplier": "S3", "sku": "A"}], 2, "supplier", "unknown supplier 'S3'"),
+        ("sourcing", [{"supplier": "S1", "sku": "B"}], 2, "sku", "unknown sku 'B'"),
+    ],
+)
+def test_bad_extension_input_is_exit_2_naming_file_line_and_field(
+    scenario_factory: Callable[..., Path],
+    table: str,
+    rows: list[dict[str, Any]],
+    line: int,
+    field: str,
+    says: str,
+) -> None:
+    from test_bad_input import assert_located, run_bad
+
+    message = run_bad(scenario_factory({**TWO_SUPPLIERS, table: rows}, 1))
+    assert_located(message, f"{table}.csv", line=line, field=field)
+    assert says in message, message
+
+
+def test_expired_initial_stock_and_blank_channel_are_bad_input(scenario_factory: Callable[..., Path]) -> None:
+    from test_bad_input import assert_located, run_bad
+
+    aged = {
+        "skus": [sku(shelf_life=3)],
+        "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 5, "age": 3}],
+        "demand": demand([1]),
+    }
+    message = run_bad(scenario_factory(aged, 1))
+    assert_located(message, "inventory.csv", line=2, field="age")
+    assert "not below the SKU's shelf life 3" in message
+    blank = {"demand": [*demand([1], channel="web"), {**demand([1])[0], "period": 1, "channel": ""}]}
+    message = run_bad(scenario_factory(blank, 2))
+    assert_located(message, "demand.csv", line=3, field="channel")
