@@ -289,8 +289,11 @@ def test_start_plan_breaking_a_share_is_repaired_into_a_valid_plan(
 # ------------------------------------------------------------------------------------------------ together
 
 
-def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[..., Path]) -> None:
-    tables = {
+ALL_FEATURES_PERIODS = 5
+
+
+def all_features() -> dict[str, Any]:
+    return {
         **TWO_SUPPLIERS,
         "skus": [sku("A", shelf_life=2), sku("B")],
         "suppliers": [
@@ -311,7 +314,11 @@ def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[
         "sourcing": [{"supplier": "S2", "sku": "B", "min_share": 0.4}],
         "budget": [{"period": 0, "amount": 60.0}],
     }
-    path = scenario_factory(tables, 5)
+
+
+def test_all_features_written_plan_matches_its_files(scenario_factory: Callable[..., Path]) -> None:
+    tables = all_features()
+    path = scenario_factory(tables, ALL_FEATURES_PERIODS)
     out = path.parent / "run"
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -393,3 +400,21 @@ def test_expired_initial_stock_and_blank_channel_are_bad_input(scenario_factory:
     blank = {"demand": [*demand([1], channel="web"), {**demand([1])[0], "period": 1, "channel": ""}]}
     message = run_bad(scenario_factory(blank, 2))
     assert_located(message, "demand.csv", line=3, field="channel")
+
+
+def test_fix_and_optimize_keeps_every_rule(
+    scenario_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SKU sub-problems (fix-and-optimize) with shelf life, channels and a share rule on all SKUs: the
+    rest of the plan's units count in the share, and the result is valid and as good as the MILP's."""
+    from optistock.backend import strategy
+
+    tables = all_features()
+    tables["sourcing"] = [*tables["sourcing"], {"supplier": "S1", "sku": "", "max_share": 0.7}]
+    direct = solve(scenario_factory, tables, ALL_FEATURES_PERIODS)
+    monkeypatch.setattr(strategy, "DIRECT_INTEGER_LIMIT", 0)
+    path = scenario_factory(tables, ALL_FEATURES_PERIODS)
+    improved = run_scenario(path, None)
+    assert improved.method == "fix-and-optimize + milp"
+    assert improved.evaluation.is_valid, improved.evaluation.violations
+    assert improved.objective == pytest.approx(direct.objective, rel=1e-6)

@@ -359,7 +359,9 @@ def _shipping_bound(problem: ProblemData, sets: ModelSets) -> dict[str, float]:
 
 def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
     """total_cost = purchase + ordering + transport + transfer + holding + shortage, as components
-    ``cost_purchase`` … ``cost_shortage`` (Pyomo expressions) so results can report each one."""
+    ``cost_purchase`` … ``cost_shortage`` (Pyomo expressions) so results can report each one; with a
+    shelf life also + ``cost_waste``, and with channel splits ``cost_shortage`` prices each channel's
+    backorder (``models/extensions.md``)."""
     transfer_cost = problem.transfer_links["cost_per_unit"]
     holding = problem.skus["holding_cost"]
     shortage = problem.skus["shortage_cost"]
