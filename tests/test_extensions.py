@@ -418,3 +418,13 @@ def test_fix_and_optimize_keeps_every_rule(
     assert improved.method == "fix-and-optimize + milp"
     assert improved.evaluation.is_valid, improved.evaluation.violations
     assert improved.objective == pytest.approx(direct.objective, rel=1e-6)
+
+
+def test_shipped_fresh_demo_checks() -> None:
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "demo-fresh" / "fresh.yaml"
+    result = CliRunner().invoke(main, ["check", str(scenario)])
+    assert result.exit_code == 0, result.output
+    problem = load_problem(scenario)
+    assert problem.shelf_life == {"YOGHURT": 3}
+    assert problem.channel_order == ["store", "web"]
+    assert problem.preferred_supplier("COFFEE") == "ROASTER"
