@@ -245,6 +245,16 @@ def test_sourcing_rule_changes_the_split(
     assert run.objective == pytest.approx(cost)
 
 
+def test_share_rule_on_a_sku_without_demand_is_harmless(scenario_factory: Callable[..., Path]) -> None:
+    tables = {
+        **TWO_SUPPLIERS,
+        "skus": [sku("A"), sku("B")],
+        "offers": [offer(), offer("S2", unit_price=2.0), offer("S2", "B")],
+        "sourcing": [{"supplier": "S2", "sku": "B", "min_share": 0.5}],
+    }
+    assert solve(scenario_factory, tables, 1).objective == pytest.approx(10.0)
+
+
 def test_share_of_all_skus(scenario_factory: Callable[..., Path]) -> None:
     # A and B, 10 each; S2 (price 2) must have a quarter of all units: 5 units → 15 + 10 = 25
     tables = {

@@ -167,8 +167,10 @@ def define_sourcing_share_constraints(
     if not sets.share_rules:
         return
     rules = sets.share_rules
-    minimum = [k for k, data in enumerate(rules) if data.rule.min_share > 0]
-    maximum = [k for k, data in enumerate(rules) if data.rule.max_share < 1]
+    # a rule without lines in the model (its SKU has no demand, or no SKU of a sub-problem is offered)
+    # constrains nothing the model decides
+    minimum = [k for k, data in enumerate(rules) if data.rule.min_share > 0 and data.all_lines]
+    maximum = [k for k, data in enumerate(rules) if data.rule.max_share < 1 and data.all_lines]
 
     def units(m: pyo.ConcreteModel, k: int) -> tuple[pyo.Expression, pyo.Expression]:
         data = rules[k]
