@@ -199,12 +199,14 @@ def waste_cost_expression(model: pyo.ConcreteModel, problem: ProblemData, sets: 
 
 
 def shortage_cost_terms(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> pyo.Expression:
-    """Shortage cost: π_i · backorder on cells without a channel split, Σ_c π_c · channel_backorder on
-    cells with one."""
+    """Shortage cost: π_i · backorder on cells without a channel split (the channels' common cost where
+    the pair's demand has channels), Σ_c π_c · channel_backorder on cells with one."""
     shortage = problem.skus["shortage_cost"]
-    split = sets.channel_splits
+    split, common = sets.channel_splits, sets.channel_cost
     plain = pyo.quicksum(
-        float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells if (c[0], c[1]) not in split
+        common.get((c[0], c[1]), float(shortage[c[0]])) * model.backorder[c]
+        for c in sets.stock_cells
+        if (c[0], c[1]) not in split
     )
     if not split:
         return plain

@@ -382,7 +382,7 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.cost_holding = pyo.Expression(
         expr=pyo.quicksum(float(holding[c[0]]) * model.stock[c] for c in sets.stock_cells)
     )
-    if sets.channel_splits:
+    if sets.channel_splits or sets.channel_cost:
         model.cost_shortage = pyo.Expression(expr=extensions.shortage_cost_terms(model, problem, sets))
     else:
         model.cost_shortage = pyo.Expression(

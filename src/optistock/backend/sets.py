@@ -115,6 +115,9 @@ class ModelSets:
     waste_cells: list[StockCell] = field(default_factory=list)
     """Cells (i, w, t) of perishable SKUs where units can expire: t at or after the first expiry."""
     channel_splits: dict[tuple[str, str], ChannelSplit] = field(default_factory=dict)
+    channel_cost: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(sku, warehouse) with channel demand, not split, whose channels' common shortage cost is not the
+    SKU's: that cost prices its backorder."""
     share_rules: list[ShareRuleData] = field(default_factory=list)
 
 
@@ -355,6 +358,7 @@ def build_sets(
             if t >= oldest + shelf_life[i] - 1:
                 waste_cells.append((i, w, t))
 
+    splits, common_cost = _channel_splits(problem, in_scope)
     suppliers_capacity = problem.suppliers["capacity"]
     minimum_value = problem.suppliers["min_order_value"].fillna(0.0)
     order_cost = problem.suppliers["order_cost"]
@@ -382,17 +386,19 @@ def build_sets(
         shelf_life=shelf_life,
         initial_cohorts=initial_cohorts,
         waste_cells=waste_cells,
-        channel_splits=_channel_splits(problem, in_scope),
+        channel_splits=splits,
+        channel_cost=common_cost,
         share_rules=_share_rules(problem, lines, in_scope),
     )
 
 
 def _channel_splits(
     problem: ProblemData, in_scope: Callable[[str], bool]
-) -> dict[tuple[str, str], ChannelSplit]:
-    """The (sku, warehouse) pairs whose channels have different shortage costs. Where all channels of a
-    pair cost the same, how a backorder is split over them does not change the cost, so the model
-    keeps one backorder there (the re-simulation still reports each channel)."""
+) -> tuple[dict[tuple[str, str], ChannelSplit], dict[tuple[str, str], float]]:
+    """The (sku, warehouse) pairs whose channels have different shortage costs, and the common shortage
+    cost of the other pairs with channel demand where it is not the SKU's. Where all channels of a pair
+    cost the same, how a backorder is split over them does not change the cost, so the model keeps one
+    backorder there (the re-simulation still reports each channel)."""
     demand: dict[tuple[str, str], dict[str, list[float]]] = {}
     for key, quantity in problem.channel_demand.items():
         sku, warehouse, channel, period = cast(tuple[str, str, str, int], key)
@@ -400,12 +406,19 @@ def _channel_splits(
             continue
         per_channel = demand.setdefault((str(sku), str(warehouse)), {})
         per_channel.setdefault(str(channel), [0.0] * problem.periods)[int(period)] += float(quantity)
-    splits = {}
+    splits: dict[tuple[str, str], ChannelSplit] = {}
+    common: dict[tuple[str, str], float] = {}
     for (sku, warehouse), per_channel in sorted(demand.items()):
+        if sum(sum(quantities) for quantities in per_channel.values()) <= 0:
+            continue  # nothing is demanded, nothing can be owed (and the pair may have no stock cells)
         costs = {channel: problem.channel_shortage_cost(sku, channel) for channel in per_channel}
         if len(set(costs.values())) > 1:
             splits[(sku, warehouse)] = ChannelSplit(per_channel, costs)
-    return splits
+        else:
+            cost = next(iter(costs.values()))
+            if cost != float(cast(SupportsFloat, problem.skus.at[sku, "shortage_cost"])):
+                common[(sku, warehouse)] = cost
+    return splits, common
 
 
 def _share_rules(
