@@ -352,7 +352,7 @@ def build_sets(
         if str(sku) in shelf_life and units > 0:
             initial_cohorts.setdefault((str(sku), str(warehouse)), []).append((-int(age), float(units)))
     waste_cells = []
-    for i, w, t in stock_cells:
+    for i, w, t in stock_cells if shelf_life else ():
         if i in shelf_life:
             oldest = min((arrived for arrived, _ in initial_cohorts.get((i, w), [])), default=0)
             if t >= oldest + shelf_life[i] - 1:

@@ -159,9 +159,10 @@ def _price_and_check_orders(
     for position in np.flatnonzero(~has_lane):
         violations.append(f"order {_line_label(orders.iloc[position])}: no lane from supplier to warehouse")
     orders = orders[has_offer & has_lane].reset_index(drop=True)
-    for row, (supplier, sku) in enumerate(zip(orders["supplier"], orders["sku"], strict=True)):
-        if problem.sourcing.is_off(str(supplier), str(sku)):
-            violations.append(f"order {_line_label(orders.iloc[row])}: supplier or offer switched off")
+    if problem.sourcing.off_suppliers or problem.sourcing.off_offers:
+        for row, (supplier, sku) in enumerate(zip(orders["supplier"], orders["sku"], strict=True)):
+            if problem.sourcing.is_off(str(supplier), str(sku)):
+                violations.append(f"order {_line_label(orders.iloc[row])}: supplier or offer switched off")
     offers = problem.offers.reindex(pd.MultiIndex.from_frame(orders[["supplier", "sku"]]))
     lanes = problem.lanes.reindex(pd.MultiIndex.from_frame(orders[["supplier", "warehouse"]]))
     quantity = orders["quantity"].to_numpy(dtype=float)
@@ -296,7 +297,8 @@ def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: 
             f"period {row['ship_period']}: "
             "unknown SKU, fractional quantity or outside the horizon"
         )
-    for position in np.flatnonzero(transfers["sku"].isin(list(problem.shelf_life)).to_numpy()):
+    perishable = transfers["sku"].isin(list(problem.shelf_life)).to_numpy()
+    for position in np.flatnonzero(perishable) if problem.shelf_life else ():
         row = transfers.iloc[position]
         violations.append(
             f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} "
