@@ -124,6 +124,20 @@ def test_aged_initial_stock_expires_and_waste_cost_defaults_to_lowest_price(
     assert run.evaluation.inventory["waste"].tolist() == [0, 5, 0, 0]
 
 
+def test_stock_that_expires_first_does_not_cap_the_order_lines(scenario_factory: Callable[..., Path]) -> None:
+    # 1 unit on hand with shelf life 1 expires at the end of period 0; the period-1 demand of 1 needs a
+    # pack of 2 (purchase 2, the spare unit wasted at cost 0) rather than a backorder costing 3
+    tables = {
+        "skus": [sku(shortage_cost=3.0, shelf_life=1, waste_cost=0.0)],
+        "offers": [offer(order_multiple=2)],
+        "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 1}],
+        "demand": demand([0, 1]),
+    }
+    run = solve(scenario_factory, tables, 2)
+    assert ordered(run) == [("S1", 1, 2)]
+    assert run.objective == pytest.approx(2.0)
+
+
 def test_perishable_skus_are_not_transferred(scenario_factory: Callable[..., Path]) -> None:
     tables = {
         "skus": [sku(shelf_life=3)],
@@ -438,3 +452,59 @@ def test_shipped_fresh_demo_checks() -> None:
     assert problem.shelf_life == {"YOGHURT": 3}
     assert problem.channel_order == ["store", "web"]
     assert problem.preferred_supplier("COFFEE") == "ROASTER"
+
+
+# ------------------------------------------------------------------------------------------------ YAML rules
+
+
+def with_yaml_rules(path: Path, text: str) -> Path:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+    return path
+
+
+def test_sourcing_rules_in_the_scenario_file(scenario_factory: Callable[..., Path]) -> None:
+    path = with_yaml_rules(
+        scenario_factory(TWO_SUPPLIERS, 1), "sourcing:\n  - {supplier: S2, sku: A, min_share: 0.3}\n"
+    )
+    run = run_scenario(path, path.parent / "out")
+    assert run.evaluation.orders.groupby("supplier")["quantity"].sum().to_dict() == {"S1": 7, "S2": 3}
+    assert run.objective == pytest.approx(13.0)
+    # the resolved inputs keep the rule: re-running them gives the same plan
+    again = run_scenario(path.parent / "out" / "inputs" / "scenario.yaml", None)
+    assert again.objective == pytest.approx(13.0)
+
+
+@pytest.mark.parametrize(
+    ("rules", "line", "field", "says"),
+    [
+        (
+            "  - {supplier: S2, sku: A, min_share: 1.5}\n",
+            2,
+            "sourcing.0.min_share",
+            "less than or equal to 1",
+        ),
+        (
+            "  - {supplier: S1, off: true}\n  - supplier: S2\n    min_share: 0.6\n    max_share: 0.4\n",
+            5,
+            "sourcing.1.max_share",
+            "max_share 0.4 is below min_share 0.6",
+        ),
+        (
+            "  - {supplier: S2, off: true}\n  - {supplier: S9, sku: A}\n",
+            3,
+            "sourcing.1.supplier",
+            "unknown supplier",
+        ),
+        ("  - supplier: S1\n    sku: Z\n", 3, "sourcing.0.sku", "unknown sku 'Z'"),
+    ],
+)
+def test_bad_sourcing_rules_in_the_scenario_file_are_exit_2(
+    scenario_factory: Callable[..., Path], rules: str, line: int, field: str, says: str
+) -> None:
+    from test_bad_input import assert_located, run_bad
+
+    path = scenario_factory(TWO_SUPPLIERS, 1)
+    first = len(path.read_text(encoding="utf-8").splitlines()) + 1  # the line of "sourcing:"
+    message = run_bad(with_yaml_rules(path, "sourcing:\n" + rules))
+    assert_located(message, "scenario.yaml", line=first + line - 1, field=field)
+    assert says in message, message

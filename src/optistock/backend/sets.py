@@ -160,7 +160,7 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
     """Units of each SKU that stock arriving at a warehouse can ever serve.
 
     A warehouse without outgoing transfer links can only serve its own demand, less its stock on hand
-    and open orders. One with links can pass stock on to every warehouse it reaches (directly or in
+    and open orders (not less them for a perishable SKU: they may expire first). One with links can pass stock on to every warehouse it reaches (directly or in
     several hops), so it may serve all of their demand.
     """
     links: dict[str, set[str]] = {}
@@ -182,6 +182,8 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
                 supply = float(on_hand.get((sku, warehouse), 0.0)) + float(
                     open_orders.get((sku, warehouse), 0.0)
                 )
+                if sku in problem.shelf_life:
+                    supply = 0.0  # stock on hand and open orders may expire before the demand comes
                 needs[(sku, warehouse)] = max(per_warehouse.get(warehouse, 0.0) - supply, 0.0)
             else:
                 needs[(sku, warehouse)] = sum(per_warehouse.get(v, 0.0) for v in reach)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
 
+from optistock.errors import InputError
+from optistock.preprocess.scenario import SourcingRule
 from optistock.preprocess.tables import RawTable
 
 REFERENCES: dict[str, list[tuple[str, str, str]]] = {
@@ -125,6 +129,35 @@ def check_feature_rules(tables: dict[str, RawTable]) -> None:
                 "preferred",
                 f"a second preferred supplier for {scope.iloc[position] or 'all SKUs'}",
             )
+
+
+def check_yaml_sourcing(
+    rules: Sequence[SourcingRule], tables: dict[str, RawTable], locate: Callable[[int, str, str], InputError]
+) -> None:
+    """The scenario's ``sourcing:`` rules against the tables: known supplier, known and offered sku, at
+    most one preferred supplier per SKU (with the ``sourcing`` table's). ``locate(k, field, message)``
+    is the error for field ``field`` of rule ``k``."""
+    suppliers = set(tables["suppliers"].frame["supplier"])
+    skus = set(tables["skus"].frame["sku"])
+    offers = tables["offers"].frame
+    offered = set(zip(offers["supplier"], offers["sku"], strict=True))
+    preferred: set[str] = set()
+    table = tables.get("sourcing")
+    if table is not None and "preferred" in table.frame.columns:
+        marked = table.frame[table.frame["preferred"] == 1]
+        scope = marked["sku"] if "sku" in marked.columns else pd.Series("", index=marked.index)
+        preferred |= set(scope)
+    for k, rule in enumerate(rules):
+        if rule.supplier not in suppliers:
+            raise locate(k, "supplier", f"unknown supplier '{rule.supplier}' (not in suppliers)")
+        if rule.sku is not None and rule.sku not in skus:
+            raise locate(k, "sku", f"unknown sku '{rule.sku}' (not in skus)")
+        if rule.sku is not None and (rule.supplier, rule.sku) not in offered:
+            raise locate(k, "sku", f"supplier '{rule.supplier}' has no offer for sku '{rule.sku}'")
+        if rule.preferred:
+            if (rule.sku or "") in preferred:
+                raise locate(k, "preferred", f"a second preferred supplier for {rule.sku or 'all SKUs'}")
+            preferred.add(rule.sku or "")
 
 
 def check_periods_not_negative(table: RawTable, column: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,15 +12,17 @@ from typing import Any, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 
+from optistock.errors import InputError
 from optistock.preprocess.checks import (
     check_feature_rules,
     check_periods_not_negative,
     check_references,
+    check_yaml_sourcing,
     rows_beyond_horizon,
     usability_warnings,
 )
 from optistock.preprocess.commitments import Commitments, apply_commitments
-from optistock.preprocess.scenario import LoadedScenario, Scenario
+from optistock.preprocess.scenario import LoadedScenario, Scenario, SourcingRule, line_of
 from optistock.preprocess.tables import TABLES, read_tables
 from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
@@ -251,6 +253,8 @@ def build_problem(
     warnings: list[str] = []
     check_references(tables)
     check_feature_rules(tables)
+    if scenario.sourcing:
+        check_yaml_sourcing(scenario.sourcing, tables, _yaml_locator(loaded))
     check_periods_not_negative(tables["demand"], "period")
     for name in ("budget", "supplier_capacity"):
         if name in tables:
@@ -368,19 +372,48 @@ def problem_from_frames(
         stock_ages=stock_ages,
         channel_demand=channel_demand,
         channels=channels,
-        sourcing=sourcing_rules(frames.get("sourcing")),
+        sourcing=sourcing_rules(frames.get("sourcing"), scenario.sourcing or []),
     )
 
 
-def sourcing_rules(table: pd.DataFrame | None) -> SourcingRules:
-    """Read the (validated) ``sourcing`` table: one rule per row; blank sku = every SKU."""
+def _yaml_locator(loaded: LoadedScenario) -> Callable[[int, str, str], InputError]:
+    """Errors about rule k of the scenario's ``sourcing:`` section, with the file and line it is on."""
+
+    def locate(k: int, field_name: str, message: str) -> InputError:
+        if loaded.sourcing_origin is None:
+            return InputError(message, file=str(loaded.path), field=f"sourcing.{k}.{field_name}")
+        path, document = loaded.sourcing_origin
+        return InputError(
+            message,
+            file=str(path),
+            line=line_of(document, "sourcing", k, field_name),
+            field=f"sourcing.{k}.{field_name}",
+        )
+
+    return locate
+
+
+def sourcing_rules(table: pd.DataFrame | None, yaml_rules: Sequence[SourcingRule] = ()) -> SourcingRules:
+    """Read the (validated) ``sourcing`` table — one rule per row, blank sku = every SKU — and then the
+    scenario's ``sourcing:`` rules (the same fields)."""
     rules = SourcingRules([])
-    if table is None:
-        return rules
-    for position, row in enumerate(table.to_dict("records")):
+    records = [] if table is None else table.to_dict("records")
+    records += [
+        {
+            "supplier": rule.supplier,
+            "sku": rule.sku or "",
+            "min_share": np.nan if rule.min_share is None else rule.min_share,
+            "max_share": np.nan if rule.max_share is None else rule.max_share,
+            "preferred": int(rule.preferred),
+            "off": int(rule.off),
+            "_label": f"scenario sourcing rule {k + 1}",
+        }
+        for k, rule in enumerate(yaml_rules)
+    ]
+    for position, row in enumerate(records):
         supplier = str(row["supplier"])
         sku = str(row.get("sku", "") or "")
-        label = f"sourcing row {position + 1} ({supplier}/{sku or 'all SKUs'})"
+        label = f"{row.get('_label', f'sourcing row {position + 1}')} ({supplier}/{sku or 'all SKUs'})"
         low, high = row.get("min_share", np.nan), row.get("max_share", np.nan)
         if pd.notna(low) or pd.notna(high):
             rules.shares.append(
