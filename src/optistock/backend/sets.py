@@ -160,8 +160,9 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
     """Units of each SKU that stock arriving at a warehouse can ever serve.
 
     A warehouse without outgoing transfer links can only serve its own demand, less its stock on hand
-    and open orders (not less them for a perishable SKU: they may expire first). One with links can pass stock on to every warehouse it reaches (directly or in
-    several hops), so it may serve all of their demand.
+    and open orders (not less them for a perishable SKU: they may expire first). One with links can
+    pass stock on to every warehouse it reaches (directly or in several hops), so it may serve all of
+    their demand.
     """
     links: dict[str, set[str]] = {}
     for origin, destination in problem.transfer_links.index:
