@@ -295,6 +295,20 @@ def test_preferred_supplier_is_exposed(scenario_factory: Callable[..., Path]) ->
     assert marked.preferred_supplier("A") == "S2"
 
 
+def test_unused_channels_and_impossible_shares_are_warnings(scenario_factory: Callable[..., Path]) -> None:
+    tables = {
+        **TWO_SUPPLIERS,
+        "channels": [{"channel": "web", "priority": 1}],
+        "sourcing": [
+            {"supplier": "S1", "sku": "A", "min_share": 0.6},
+            {"supplier": "S2", "sku": "A", "min_share": 0.5},
+        ],
+    }
+    warnings = load_problem(scenario_factory(tables, 1)).warnings
+    assert "channel web (channels table) has no demand row; it is not used" in warnings
+    assert any("minimum shares for A add up to 1.1 > 1" in w for w in warnings), warnings
+
+
 def test_start_plan_breaking_a_share_is_repaired_into_a_valid_plan(
     scenario_factory: Callable[..., Path],
 ) -> None:

@@ -348,6 +348,8 @@ def problem_from_frames(
 
     demand_by_sku = demand.groupby(level="sku").sum()
     warnings += usability_warnings(offers, lanes, skus.index, demand_by_sku, periods)
+    sourcing = sourcing_rules(frames.get("sourcing"), scenario.sourcing or [])
+    warnings += _extension_warnings(channels, channel_demand, sourcing)
     for warning in warnings:
         logger.warning(warning)
 
@@ -372,8 +374,30 @@ def problem_from_frames(
         stock_ages=stock_ages,
         channel_demand=channel_demand,
         channels=channels,
-        sourcing=sourcing_rules(frames.get("sourcing"), scenario.sourcing or []),
+        sourcing=sourcing,
     )
+
+
+def _extension_warnings(
+    channels: pd.DataFrame, channel_demand: pd.Series, sourcing: SourcingRules
+) -> list[str]:
+    """Legal extension data that has no effect: channels no demand row names, minimum shares of one SKU
+    (or of all SKUs) that add up to more than 1 (only buying nothing meets them)."""
+    warnings: list[str] = []
+    used = set(channel_demand.index.get_level_values("channel"))
+    for channel in channels.index:
+        if channel not in used:
+            warnings.append(f"channel {channel} (channels table) has no demand row; it is not used")
+    minimum: dict[str | None, float] = {}
+    for rule in sourcing.shares:
+        minimum[rule.sku] = minimum.get(rule.sku, 0.0) + rule.min_share
+    for sku, total in minimum.items():
+        if total > 1 + 1e-9:
+            warnings.append(
+                f"sourcing: the minimum shares for {sku or 'all SKUs'} add up to {total:g} > 1; "
+                "only buying none of it meets them"
+            )
+    return warnings
 
 
 def _yaml_locator(loaded: LoadedScenario) -> Callable[[int, str, str], InputError]:
