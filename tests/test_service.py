@@ -618,3 +618,38 @@ def test_lead_time_variability_from_receipts_feeds_safety_stock(tmp_path: Path) 
     without = policy_of(tmp_path / "offers", {**ONE_SKU, "offers": offers}, service={"default": 0.95})
     assert without.loc[("A", "W1"), "lead_time_std_source"] == "offers"
     assert without.loc[("A", "W1"), "safety_stock"] == math.ceil(1.644854 * math.sqrt(2 * 25 + 100 * 0.01))
+
+
+def test_sourcing_rules_choose_the_primary_offer(tmp_path: Path) -> None:
+    """A preferred supplier's offer is primary even when dearer; a switched-off offer is no option."""
+    tables = {
+        **ONE_SKU,
+        "suppliers": [
+            {"supplier": "S1", "order_cost": 10.0, "min_order_value": 0.0},
+            {"supplier": "S2", "order_cost": 10.0, "min_order_value": 0.0},
+            {"supplier": "S3", "order_cost": 10.0, "min_order_value": 0.0},
+        ],
+        "offers": [
+            {"supplier": s, "sku": "A", "unit_price": p, "moq": 0, "order_multiple": 1, "lead_time": lt}
+            for s, p, lt in [("S1", 1.0, 1), ("S2", 2.0, 3), ("S3", 0.5, 1)]
+        ],
+    }
+    rules = [{"supplier": "S2", "sku": "A", "preferred": True}, {"supplier": "S3", "sku": "A", "off": True}]
+    policy = policy_of(tmp_path, tables, service={"default": 0.95}, sourcing=rules).reset_index()
+    assert policy.loc[policy["primary"], "supplier"].tolist() == ["S2"]
+    assert set(policy["supplier"]) == {"S1", "S2"}
+    assert policy.loc[policy["primary"], "lead_time"].tolist() == [3]
+
+
+def test_penalty_stays_below_the_cheapest_channel_backorder(tmp_path: Path) -> None:
+    """A marketplace whose backorders cost 2 caps the penalty at (holding 1 + 2) / 2 = 1.5, so the model
+    never keeps stock and a cheap channel's backorder at once."""
+    demand = [{**row, "channel": channel} for row in steady(5, 2, 4) for channel in ("web", "market")]
+    tables = {
+        **ONE_SKU,
+        "demand": demand,
+        "channels": [{"channel": "web", "shortage_cost": 100.0}, {"channel": "market", "shortage_cost": 2.0}],
+    }
+    problem = load_problem(scenario_with(tmp_path, tables, 4, service={"default": 0.95}))
+    assert problem.shortfall_penalty["A"] == pytest.approx(1.5)
+    assert problem.has_service_targets

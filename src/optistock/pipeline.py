@@ -133,12 +133,40 @@ def build_summary(run: RunResult, settings: SolverSettings, input_hash: str | No
             "demand_units": float(inventory["demand"].sum()),
             "backorder_unit_periods": float(inventory["backorder"].sum()),
         },
+        **feature_summary(run.problem, evaluation),
         "plan_check": {"valid": evaluation.is_valid, "violations": evaluation.violations},
         "warnings": run.problem.warnings,
         "changes": run.problem.changes,
         "firm_orders": None if run.commitments is None else run.commitments.applied,
         "optistock_version": __version__,
     }
+
+
+def feature_summary(problem: ProblemData, evaluation: PlanEvaluation) -> dict[str, Any]:
+    """Summary entries of the extensions, present only with their data: ``waste`` (units and cost, by
+    SKU), ``channels`` (demand, served and backordered unit-periods per channel) and ``sourcing`` (each
+    share rule's units and share)."""
+    extra: dict[str, Any] = {}
+    if problem.shelf_life:
+        wasted = evaluation.inventory.groupby("sku")["waste"].sum()
+        extra["waste"] = {
+            "units": float(wasted.sum()),
+            "cost": evaluation.costs.get("waste", 0.0),
+            "by_sku": {str(k): float(v) for k, v in wasted.items() if str(k) in problem.shelf_life},
+        }
+    if evaluation.channels is not None:
+        totals = evaluation.channels.groupby("channel")[["demand", "served", "backorder"]].sum()
+        extra["channels"] = {
+            str(channel): {
+                "demand_units": float(row["demand"]),
+                "served_units": float(row["served"]),
+                "backorder_unit_periods": float(row["backorder"]),
+            }
+            for channel, row in totals.iterrows()
+        }
+    if evaluation.sourcing is not None:
+        extra["sourcing"] = evaluation.sourcing.to_dict("records")
+    return extra
 
 
 SummaryHook = Callable[[dict[str, Any]], dict[str, Any]]
@@ -187,6 +215,8 @@ def fill_run_folder(
     write_csv(evaluation.transfers, folder / "transfer_plan.csv")
     write_csv(evaluation.inventory, folder / "inventory_plan.csv")
     service_summary = write_inventory_reports(run.problem, evaluation, folder)
+    if evaluation.channels is not None:
+        write_csv(evaluation.channels, folder / "channel_plan.csv")
     write_inputs(run.problem, input_settings or settings, folder / "inputs")
     history = write_history_outputs(run.problem, folder)
     marginal_started = time.perf_counter()

@@ -356,8 +356,10 @@ def start_values(
     orders: pd.DataFrame,
     transfers: pd.DataFrame,
     inventory: pd.DataFrame,
+    channels: pd.DataFrame | None = None,
 ) -> ComponentMap:
-    """A complete assignment of the model's variables for a plan (order lines, transfers, its stock).
+    """A complete assignment of the model's variables for a plan (order lines, transfers, its stock, and
+    with the extensions its waste and per-channel backorders).
 
     Lines and transfers of the plan that the model has no variable for are ignored; the caller makes
     sure the model's scope covers the plan.
@@ -398,4 +400,24 @@ def start_values(
         values[model.backorder[key]] = float(backorder[key])
     for key, var in model.has_stock.items():
         values[var] = 1.0 if float(backorder[key]) <= 1e-9 else 0.0
+    if hasattr(model, "waste"):
+        waste = cells["waste"].to_dict()
+        for key, var in model.waste.items():
+            values[var] = float(waste[key])
+            values[model.expiring[key]] = 1.0 if float(waste[key]) > 1e-9 else 0.0
+    if hasattr(model, "channel_backorder"):
+        owed = (
+            {
+                (i, w, c, int(t)): float(b)
+                for i, w, c, t, b in channels[
+                    ["sku", "warehouse", "channel", "period", "backorder"]
+                ].itertuples(index=False)
+            }
+            if channels is not None
+            else {}
+        )
+        for key, var in model.channel_backorder.items():
+            values[var] = owed.get(key, 0.0)
+        for key, var in model.channel_in_stock.items():
+            values[var] = 1.0 if float(backorder[key]) <= 1e-9 else 0.0
     return values

@@ -14,6 +14,7 @@ from typing import cast
 
 import pyomo.environ as pyo
 
+from optistock.backend import extensions
 from optistock.backend.sets import Line, ModelSets, build_sets
 from optistock.preprocess.data import ProblemData
 
@@ -39,7 +40,8 @@ def build_model(problem: ProblemData, sets: ModelSets | None = None) -> pyo.Conc
     model = pyo.ConcreteModel(name=f"optistock:{problem.scenario.name}")
     model.sets = sets  # kept for result extraction
     define_variables(model, problem, sets)
-    for family in CONSTRAINT_FAMILIES:
+    extensions.define_extension_variables(model, problem, sets)
+    for family in CONSTRAINT_FAMILIES + extensions.EXTENSION_FAMILIES:
         family(model, problem, sets)
     define_objective(model, problem, sets)
     return model
@@ -267,7 +269,8 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         + Σ_{lines (s,i,w,τ) arriving in t} q + open_orders[i,w,t]
         + Σ_{arcs (i,v,w,τ) arriving in t} transfer − Σ_v transfer[i,w,v,t] − demand[i,w,t],
 
-    with stock[i,w,−1] − backorder[i,w,−1] = on_hand[i,w].
+    with stock[i,w,−1] − backorder[i,w,−1] = on_hand[i,w]; − waste[i,w,t] on the cells of perishable
+    SKUs where units can expire (``models/extensions.md``).
     """
     arrivals: dict[tuple[str, str, int], list[tuple]] = defaultdict(list)
     for key, line in sets.lines.items():
@@ -279,6 +282,7 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         inbound[(sku, destination, arrival)].append(arc)
         outbound[(sku, origin, ship)].append(arc)
     model.outbound = outbound
+    waste_cells = set(sets.waste_cells)
 
     def rule(m: pyo.ConcreteModel, i: str, w: str, t: int) -> pyo.Expression:
         previous = m.stock[i, w, t - 1] - m.backorder[i, w, t - 1] if t > 0 else sets.on_hand.get((i, w), 0.0)
@@ -286,6 +290,8 @@ def define_stock_balance_constraints(model: pyo.ConcreteModel, problem: ProblemD
         inflow += pyo.quicksum(m.transfer[arc] for arc in inbound.get((i, w, t), ()))
         outflow = pyo.quicksum(m.transfer[arc] for arc in outbound.get((i, w, t), ()))
         fixed = sets.receipts.get((i, w, t), 0.0) - sets.demand.get((i, w, t), 0.0)
+        if (i, w, t) in waste_cells:
+            outflow += m.waste[i, w, t]
         return m.stock[i, w, t] - m.backorder[i, w, t] == previous + inflow - outflow + fixed
 
     model.stock_balance = pyo.Constraint(model.STOCK_CELLS, rule=rule)
@@ -382,7 +388,9 @@ def _shipping_bound(problem: ProblemData, sets: ModelSets) -> dict[str, float]:
 def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
     """total_cost = purchase + ordering + transport + transfer + holding + shortage + safety_stock, as
     components ``cost_purchase`` … ``cost_safety_stock`` (Pyomo expressions) so results can report each
-    one; the last is the safety-stock shortfall penalty, zero without service targets."""
+    one; ``cost_safety_stock`` is the safety-stock shortfall penalty, zero without service targets. With
+    a shelf life also + ``cost_waste``, and with channel splits ``cost_shortage`` prices each channel's
+    backorder (``models/extensions.md``)."""
     transfer_cost = problem.transfer_links["cost_per_unit"]
     holding = problem.skus["holding_cost"]
     shortage = problem.skus["shortage_cost"]
@@ -403,23 +411,29 @@ def define_objective(model: pyo.ConcreteModel, problem: ProblemData, sets: Model
     model.cost_holding = pyo.Expression(
         expr=pyo.quicksum(float(holding[c[0]]) * model.stock[c] for c in sets.stock_cells)
     )
-    model.cost_shortage = pyo.Expression(
-        expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
-    )
+    if sets.channel_splits or sets.channel_cost:
+        model.cost_shortage = pyo.Expression(expr=extensions.shortage_cost_terms(model, problem, sets))
+    else:
+        model.cost_shortage = pyo.Expression(
+            expr=pyo.quicksum(float(shortage[c[0]]) * model.backorder[c] for c in sets.stock_cells)
+        )
     penalty = problem.shortfall_penalty
     model.cost_safety_stock = pyo.Expression(
         expr=pyo.quicksum(float(penalty[c[0]]) * model.safety_shortfall[c] for c in model.SAFETY_CELLS)
     )
-    model.total_cost = pyo.Objective(
-        expr=model.cost_purchase
+    total = (
+        model.cost_purchase
         + model.cost_ordering
         + model.cost_transport
         + model.cost_transfer
         + model.cost_holding
         + model.cost_shortage
-        + model.cost_safety_stock,
-        sense=pyo.minimize,
+        + model.cost_safety_stock
     )
+    if sets.waste_cells:
+        model.cost_waste = pyo.Expression(expr=extensions.waste_cost_expression(model, problem, sets))
+        total += model.cost_waste
+    model.total_cost = pyo.Objective(expr=total, sense=pyo.minimize)
 
 
 CONSTRAINT_FAMILIES: tuple[Callable[[pyo.ConcreteModel, ProblemData, ModelSets], None], ...] = (

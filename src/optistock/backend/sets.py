@@ -7,14 +7,14 @@ another modelling backend could reuse them.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
 
 import pandas as pd
 
 from optistock.postprocess.simulate import PlanEvaluation
-from optistock.preprocess.data import ProblemData
+from optistock.preprocess.data import ProblemData, ShareRule
 
 Line = tuple[str, str, str, int]  # (supplier, sku, warehouse, order period)
 PurchaseOrder = tuple[str, str, int]  # (supplier, warehouse, order period)
@@ -58,6 +58,31 @@ class LineData:
 
 
 @dataclass
+class ShareRuleData:
+    """A sourcing share rule in the model: the lines it counts and, in a SKU sub-problem, the units the
+    fixed rest of the plan already contributes (see :func:`restrict_to_residual`)."""
+
+    rule: ShareRule
+    supplier_lines: list[Line]
+    """Lines of the rule's supplier (and SKU)."""
+    all_lines: list[Line]
+    """Lines of the rule's SKU (every SKU for a rule on all SKUs), any supplier."""
+    fixed_supplier_units: float = 0.0
+    fixed_total_units: float = 0.0
+
+
+@dataclass
+class ChannelSplit:
+    """A (sku, warehouse) whose demand comes from channels with different shortage costs: its backorder
+    is split over the channels in the model."""
+
+    demand: dict[str, list[float]]
+    """Channel → demand per period."""
+    shortage_cost: dict[str, float]
+    """Channel → shortage cost per unit and period."""
+
+
+@dataclass
 class ModelSets:
     lines: dict[Line, LineData]
     purchase_orders: dict[PurchaseOrder, list[Line]]
@@ -83,6 +108,17 @@ class ModelSets:
     """Fixed cost of placing each purchase order."""
     min_order_value: dict[PurchaseOrder, float]
     """Minimum value of each purchase order once placed."""
+    shelf_life: dict[str, int] = field(default_factory=dict)
+    """Shelf life of the perishable SKUs in scope."""
+    initial_cohorts: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)
+    """(sku, warehouse) of a perishable SKU → (arrival period = −age, units) of the stock on hand."""
+    waste_cells: list[StockCell] = field(default_factory=list)
+    """Cells (i, w, t) of perishable SKUs where units can expire: t at or after the first expiry."""
+    channel_splits: dict[tuple[str, str], ChannelSplit] = field(default_factory=dict)
+    channel_cost: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(sku, warehouse) with channel demand, not split, whose channels' common shortage cost is not the
+    SKU's: that cost prices its backorder."""
+    share_rules: list[ShareRuleData] = field(default_factory=list)
 
 
 def round_up(value: float, multiple: int) -> int:
@@ -124,8 +160,9 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
     """Units of each SKU that stock arriving at a warehouse can ever serve.
 
     A warehouse without outgoing transfer links can only serve its own demand, less its stock on hand
-    and open orders. One with links can pass stock on to every warehouse it reaches (directly or in
-    several hops), so it may serve all of their demand.
+    and open orders (not less them for a perishable SKU: they may expire first). One with links can
+    pass stock on to every warehouse it reaches (directly or in several hops), so it may serve all of
+    their demand.
     """
     links: dict[str, set[str]] = {}
     for origin, destination in problem.transfer_links.index:
@@ -146,6 +183,8 @@ def warehouse_needs(problem: ProblemData) -> dict[tuple[str, str], float]:
                 supply = float(on_hand.get((sku, warehouse), 0.0)) + float(
                     open_orders.get((sku, warehouse), 0.0)
                 )
+                if sku in problem.shelf_life:
+                    supply = 0.0  # stock on hand and open orders may expire before the demand comes
                 needs[(sku, warehouse)] = max(per_warehouse.get(warehouse, 0.0) - supply, 0.0)
             else:
                 needs[(sku, warehouse)] = sum(per_warehouse.get(v, 0.0) for v in reach)
@@ -211,7 +250,7 @@ def build_sets(
     lines: dict[Line, LineData] = {}
     for offer_key, offer in problem.offers.iterrows():
         supplier, sku = cast(tuple[str, str], offer_key)
-        if sku not in demanded or not in_scope(sku):
+        if sku not in demanded or not in_scope(sku) or problem.sourcing.is_off(supplier, sku):
             continue
         pack, moq, lead = int(offer["order_multiple"]), int(offer["moq"]), int(offer["lead_time"])
         schedule = problem.price_schedule(supplier, sku)
@@ -278,7 +317,7 @@ def build_sets(
     for link_key, link in problem.transfer_links.iterrows():
         origin, destination = cast(tuple[str, str], link_key)
         lead = int(link["lead_time"])
-        for sku in sorted(stocked):
+        for sku in sorted(stocked - set(problem.shelf_life)):  # perishable SKUs are not transferred
             for ship_period in range(periods - lead):
                 transfer_arcs[(sku, str(origin), str(destination), ship_period)] = ship_period + lead
 
@@ -310,6 +349,20 @@ def build_sets(
         if (cell[0], cell[1], cell[2] + 1) in arcs_leaving and cumulative_demand.get(cell, 0.0) > 0
     )
 
+    shelf_life = {i: life for i, life in problem.shelf_life.items() if in_scope(i)}
+    initial_cohorts: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for age_key, units in problem.stock_ages.items():
+        sku, warehouse, age = cast(tuple[str, str, int], age_key)
+        if str(sku) in shelf_life and units > 0:
+            initial_cohorts.setdefault((str(sku), str(warehouse)), []).append((-int(age), float(units)))
+    waste_cells = []
+    for i, w, t in stock_cells if shelf_life else ():
+        if i in shelf_life:
+            oldest = min((arrived for arrived, _ in initial_cohorts.get((i, w), [])), default=0)
+            if t >= oldest + shelf_life[i] - 1:
+                waste_cells.append((i, w, t))
+
+    splits, common_cost = _channel_splits(problem, in_scope)
     suppliers_capacity = problem.suppliers["capacity"]
     minimum_value = problem.suppliers["min_order_value"].fillna(0.0)
     order_cost = problem.suppliers["order_cost"]
@@ -334,7 +387,56 @@ def build_sets(
         storage_capacity={(str(w), t): float(c) for w, c in capacity.items() for t in range(periods)},
         order_cost={po: float(order_cost[po[0]]) for po in purchase_orders},
         min_order_value={po: float(minimum_value[po[0]]) for po in purchase_orders},
+        shelf_life=shelf_life,
+        initial_cohorts=initial_cohorts,
+        waste_cells=waste_cells,
+        channel_splits=splits,
+        channel_cost=common_cost,
+        share_rules=_share_rules(problem, lines, in_scope),
     )
+
+
+def _channel_splits(
+    problem: ProblemData, in_scope: Callable[[str], bool]
+) -> tuple[dict[tuple[str, str], ChannelSplit], dict[tuple[str, str], float]]:
+    """The (sku, warehouse) pairs whose channels have different shortage costs, and the common shortage
+    cost of the other pairs with channel demand where it is not the SKU's. Where all channels of a pair
+    cost the same, how a backorder is split over them does not change the cost, so the model keeps one
+    backorder there (the re-simulation still reports each channel)."""
+    demand: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for key, quantity in problem.channel_demand.items():
+        sku, warehouse, channel, period = cast(tuple[str, str, str, int], key)
+        if not in_scope(str(sku)):
+            continue
+        per_channel = demand.setdefault((str(sku), str(warehouse)), {})
+        per_channel.setdefault(str(channel), [0.0] * problem.periods)[int(period)] += float(quantity)
+    splits: dict[tuple[str, str], ChannelSplit] = {}
+    common: dict[tuple[str, str], float] = {}
+    for (sku, warehouse), per_channel in sorted(demand.items()):
+        if sum(sum(quantities) for quantities in per_channel.values()) <= 0:
+            continue  # nothing is demanded, nothing can be owed (and the pair may have no stock cells)
+        costs = {channel: problem.channel_shortage_cost(sku, channel) for channel in per_channel}
+        if len(set(costs.values())) > 1:
+            splits[(sku, warehouse)] = ChannelSplit(per_channel, costs)
+        else:
+            cost = next(iter(costs.values()))
+            if cost != float(cast(SupportsFloat, problem.skus.at[sku, "shortage_cost"])):
+                common[(sku, warehouse)] = cost
+    return splits, common
+
+
+def _share_rules(
+    problem: ProblemData, lines: dict[Line, LineData], in_scope: Callable[[str], bool]
+) -> list[ShareRuleData]:
+    """Share rules that apply to the lines in scope (a rule on one SKU only where that SKU is in scope)."""
+    rules = []
+    for rule in problem.sourcing.shares:
+        if rule.sku is not None and not in_scope(rule.sku):
+            continue
+        counted = [key for key in lines if rule.sku is None or key[1] == rule.sku]
+        own = [key for key in counted if key[0] == rule.supplier]
+        rules.append(ShareRuleData(rule, own, counted))
+    return rules
 
 
 def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEvaluation) -> ModelSets:
@@ -356,6 +458,11 @@ def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEval
         sets.budget[period] = max(amount - float(spend.get(period, 0.0)), 0.0)
     for key, capacity in sets.storage_capacity.items():
         sets.storage_capacity[key] = max(capacity - float(volume.get(key, 0.0)), 0.0)
+    for data in sets.share_rules:
+        rule = data.rule
+        scope = others.orders if rule.sku is None else others.orders[others.orders["sku"] == rule.sku]
+        data.fixed_total_units = float(scope["quantity"].sum())
+        data.fixed_supplier_units = float(scope.loc[scope["supplier"] == rule.supplier, "quantity"].sum())
     for po in sets.purchase_orders:
         if po in po_value.index:
             sets.order_cost[po] = 0.0

@@ -282,7 +282,14 @@ class Optimiser:
             if self.incumbent is not None:
                 incumbent = self.incumbent
                 session.set_start(
-                    start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory)
+                    start_values(
+                        model,
+                        sets,
+                        incumbent.orders,
+                        incumbent.transfers,
+                        incumbent.inventory,
+                        incumbent.channels,
+                    )
                 )
             result = session.solve(self.settings, time_limit=max(self.remaining(), 1.0))
             if result.status is SolveStatus.INFEASIBLE:
@@ -349,7 +356,9 @@ class Optimiser:
             return False
         model, session = self._build(sets)
         session.set_start(
-            start_values(model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory)
+            start_values(
+                model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory, incumbent.channels
+            )
         )
         limit = min(SUBPROBLEM_TIME_LIMIT, stop_at - time.perf_counter())
         if limit <= 0.2:

@@ -174,7 +174,12 @@ def _plan(
             firm_order_lines(session, setup.base_name), display_url(store.url), setup.base_name
         )
     snapshot = build_snapshot(loaded, setup.loaded.data_dir, store.url, work / "tables")
-    tonight = LoadedScenario(scenario=scenario, path=setup.loaded.path, data_dir=snapshot.folder)
+    tonight = LoadedScenario(
+        scenario=scenario,
+        path=setup.loaded.path,
+        data_dir=snapshot.folder,
+        sourcing_origin=setup.loaded.sourcing_origin,
+    )
     try:
         problem = build_problem(tonight, setup.changes, setup.classes, firm)
     except InputError as exc:
@@ -416,7 +421,12 @@ def _what_ifs(
             setup = load_scenario_file(path, names)
             target = setup.loaded
             if names:  # a named scenario of the main file: tonight's tables, not the file's data folder
-                target = LoadedScenario(scenario=target.scenario, path=target.path, data_dir=snapshot.folder)
+                target = LoadedScenario(
+                    scenario=target.scenario,
+                    path=target.path,
+                    data_dir=snapshot.folder,
+                    sourcing_origin=target.sourcing_origin,
+                )
             commitments = Commitments(firm.lines, firm.source, firm.scenario)
             try:
                 problem = build_problem(target, setup.changes, setup.classes, commitments)

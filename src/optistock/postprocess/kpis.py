@@ -10,7 +10,8 @@ transit, N_t — with one unit cost u_t per SKU and period, so a unit is worth t
 Receipts are the plan's order lines at their unit price (price breaks applied, lane costs excluded),
 open orders at the list price of their offer, and the opening stock — the oldest layer — at the SKU's
 standard cost (its lowest list price; 0 without an offer). The cost of goods sold in t is
-value(N_{t−1}) + value received − value(N_t), spread over the warehouses by units served.
+value(N_{t−1}) + value received − value(N_t) − the value of the units that expire in t (shelf life; valued
+at u_t), spread over the warehouses by units served.
 
 **KPIs** per SKU, warehouse and period (``kpis.csv``), per SKU-warehouse, SKU, warehouse and in total
 (``kpi_summary.csv``), per period (``kpis_by_period.csv``) and per supplier (``supplier_spend.csv``):
@@ -169,6 +170,10 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
     # carry the last known cost through periods without stock (for valuing excess and display)
     unit_cost = pd.DataFrame(unit_cost).T.ffill().T.fillna(pd.Series(standard_cost)).to_numpy()
     unit_cost = np.where(np.isnan(unit_cost), standard_cost[:, None], unit_cost)
+    # units that expire (shelf life) leave the stock without being sold: their value is waste, not COGS
+    waste = cube("waste").sum(axis=1) if "waste" in inventory.columns else np.zeros((n_sku, periods))
+    waste_value = np.minimum(waste * unit_cost, cogs)
+    cogs = cogs - waste_value
 
     previous_backorder = np.concatenate([np.zeros((n_sku, n_wh, 1)), backorder[:, :, :-1]], axis=2)
     served = np.maximum(demand + previous_backorder - backorder, 0.0)
@@ -222,6 +227,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
     by_period["backorder"] = backorder.sum(axis=(0, 1))
     by_period["stock_out_cells"] = stock_out.sum(axis=(0, 1))
     by_period["cost_of_goods_sold"] = cogs.sum(axis=0)
+    by_period["waste_value"] = waste_value.sum(axis=0)
     by_period["excess_value"] = (excess_units * unit_cost[:, None, :]).sum(axis=(0, 1))
     by_period["safety_shortfall"] = (
         by_period["period"].map(cells.groupby("period")["safety_shortfall"].sum()).fillna(0.0)
@@ -242,6 +248,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
         "peak_stock_value": float(by_period["stock_value"].max()) if periods else 0.0,
         "end_stock_value": float(by_period["stock_value"].iloc[-1]) if periods else 0.0,
         "cost_of_goods_sold": total_cogs,
+        "waste_value": float(waste_value.sum()),
         "inventory_turns": _ratio(total_cogs * 365.0 / horizon_days, capital),
         "days_of_supply": _ratio(capital, total_cogs / horizon_days),
         "fill_rate": float(total_row["fill_rate"]),

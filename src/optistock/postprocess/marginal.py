@@ -36,7 +36,7 @@ from optistock.preprocess.data import ProblemData
 logger = logging.getLogger(__name__)
 
 MARGINAL_COLUMNS = ["limit", "supplier", "warehouse", "period", "capacity", "used", "value_per_unit"]
-BINARY_VARIABLES = ("line_active", "segment_active", "po_open", "has_stock")
+BINARY_VARIABLES = ("line_active", "segment_active", "po_open", "has_stock", "expiring", "channel_in_stock")
 BUDGET_STEP = 1000.0
 """Budget marginal values are quoted per this many currency units in the summary."""
 
@@ -99,8 +99,12 @@ def solve_fixed_plan_lp(
     ]
     if unknown:
         raise MarginalValueError(f"{len(unknown)} plan line(s) lie outside the model, e.g. {unknown[0]}")
-    values = start_values(model, sets, evaluation.orders, evaluation.transfers, evaluation.inventory)
+    values = start_values(
+        model, sets, evaluation.orders, evaluation.transfers, evaluation.inventory, evaluation.channels
+    )
     for name in BINARY_VARIABLES:
+        if not hasattr(model, name):
+            continue  # an extension's binaries (``expiring``) exist only with its data
         for var in getattr(model, name).values():
             var.fix(round(values[var]))
     for var, value in values.items():

@@ -47,6 +47,10 @@ INVENTORY_COLUMNS = [
     "end_stock",
     "backorder",
 ]
+WASTE_COLUMN = "waste"
+"""Column of ``inventory_plan.csv`` with the units that expire in the period (only with shelf lives)."""
+CHANNEL_COLUMNS = ["sku", "warehouse", "channel", "period", "demand", "served", "backorder"]
+SOURCING_COLUMNS = ["rule", "supplier", "sku", "units", "total_units", "share", "min_share", "max_share"]
 
 
 @dataclass
@@ -61,6 +65,12 @@ class PlanEvaluation:
     violations: list[str] = field(default_factory=list)
     overdrawn: list[tuple[str, str, int]] = field(default_factory=list)
     """(sku, warehouse, ship period) where transfers ship more than the warehouse had on hand."""
+    channels: pd.DataFrame | None = None
+    """With ``demand.channel``: demand, served units and end-of-period backorder per (sku, warehouse,
+    channel, period) (``CHANNEL_COLUMNS``)."""
+    sourcing: pd.DataFrame | None = None
+    """With share rules: each rule's units, the total they are a share of, and the share
+    (``SOURCING_COLUMNS``)."""
 
     @property
     def total_cost(self) -> float:
@@ -94,11 +104,20 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     purchase_orders = _purchase_orders(problem, orders_out, violations)
     _check_supplier_capacity(problem, orders_out, violations)
     _check_budget(problem, orders_out, violations)
+    sourcing = _check_sourcing(problem, orders_out, violations)
     transfers_out = _check_transfers(problem, transfers, violations)
     overdrawn: list[tuple[str, str, int]] = []
     inventory = _simulate_stock(problem, orders_out, transfers_out, violations, overdrawn)
+    channels = _serve_channels(problem, inventory) if len(problem.channel_demand) else None
 
     skus = problem.skus
+    sku_shortage = inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"]).astype(float)
+    if channels is None:
+        shortage = float(sku_shortage.sum())
+    else:
+        split = pd.MultiIndex.from_frame(channels[["sku", "warehouse"]].drop_duplicates())
+        unsplit = ~pd.MultiIndex.from_frame(inventory[["sku", "warehouse"]]).isin(split)
+        shortage = float(channels["_cost"].sum()) + float(sku_shortage[unsplit].sum())
     costs = {
         "purchase": float(orders_out["line_value"].astype(float).sum()),
         "ordering": float(
@@ -107,18 +126,24 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
         "transport": float(orders_out["_lane_cost"].astype(float).sum()),
         "transfer": float(transfers_out["_link_cost"].astype(float).sum()),
         "holding": float((inventory["end_stock"] * inventory["sku"].map(skus["holding_cost"])).sum()),
-        "shortage": float((inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"])).sum()),
+        "shortage": shortage,
     }
+    inventory_columns = list(INVENTORY_COLUMNS)
+    if problem.shelf_life:
+        costs["waste"] = float((inventory[WASTE_COLUMN] * inventory["sku"].map(problem.waste_cost)).sum())
+        inventory_columns.append(WASTE_COLUMN)
     if problem.has_service_targets:
         costs["safety_stock"] = float(safety_shortfall(problem, inventory).sum())
     return PlanEvaluation(
         orders=orders_out[ORDER_COLUMNS],
         purchase_orders=purchase_orders[PO_COLUMNS],
         transfers=transfers_out[TRANSFER_COLUMNS],
-        inventory=inventory[INVENTORY_COLUMNS],
+        inventory=inventory[inventory_columns],
         costs=costs,
         violations=violations,
         overdrawn=overdrawn,
+        channels=None if channels is None else channels[CHANNEL_COLUMNS],
+        sourcing=sourcing,
     )
 
 
@@ -151,6 +176,10 @@ def _price_and_check_orders(
     for position in np.flatnonzero(~has_lane):
         violations.append(f"order {_line_label(orders.iloc[position])}: no lane from supplier to warehouse")
     orders = orders[has_offer & has_lane].reset_index(drop=True)
+    if problem.sourcing.off_suppliers or problem.sourcing.off_offers:
+        for row, (supplier, sku) in enumerate(zip(orders["supplier"], orders["sku"], strict=True)):
+            if problem.sourcing.is_off(str(supplier), str(sku)):
+                violations.append(f"order {_line_label(orders.iloc[row])}: supplier or offer switched off")
     offers = problem.offers.reindex(pd.MultiIndex.from_frame(orders[["supplier", "sku"]]))
     lanes = problem.lanes.reindex(pd.MultiIndex.from_frame(orders[["supplier", "warehouse"]]))
     quantity = orders["quantity"].to_numpy(dtype=float)
@@ -227,6 +256,33 @@ def _check_budget(problem: ProblemData, orders: pd.DataFrame, violations: list[s
             violations.append(f"budget: period {period} spends {spent:.2f}, budget {amount:.2f}")
 
 
+def _check_sourcing(problem: ProblemData, orders: pd.DataFrame, violations: list[str]) -> pd.DataFrame | None:
+    """Each share rule: the supplier's units of the SKU (or of all SKUs) over the horizon against
+    min_share and max_share of all units bought of it (planned lines; open orders do not count)."""
+    rules = problem.sourcing.shares
+    if not rules:
+        return None
+    rows = []
+    for rule in rules:
+        scope = orders if rule.sku is None else orders[orders["sku"] == rule.sku]
+        total = float(scope["quantity"].sum())
+        units = float(scope.loc[scope["supplier"] == rule.supplier, "quantity"].sum())
+        share = units / total if total > 0 else 0.0
+        if units + TOLERANCE < rule.min_share * total:
+            violations.append(
+                f"sourcing: {rule.label}: {rule.supplier} has {units:g} of {total:g} units "
+                f"({share:.1%}), below the minimum share {rule.min_share:.1%}"
+            )
+        if units > rule.max_share * total + TOLERANCE:
+            violations.append(
+                f"sourcing: {rule.label}: {rule.supplier} has {units:g} of {total:g} units "
+                f"({share:.1%}), above the maximum share {rule.max_share:.1%}"
+            )
+        limits = (rule.min_share, rule.max_share)
+        rows.append((rule.label, rule.supplier, rule.sku or "", units, total, share, *limits))
+    return pd.DataFrame(rows, columns=SOURCING_COLUMNS)
+
+
 def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: list[str]) -> pd.DataFrame:
     links = pd.MultiIndex.from_frame(transfers[["from_warehouse", "to_warehouse"]])
     known = links.isin(problem.transfer_links.index)
@@ -257,6 +313,13 @@ def _check_transfers(problem: ProblemData, transfers: pd.DataFrame, violations: 
             f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} "
             f"period {row['ship_period']}: "
             "unknown SKU, fractional quantity or outside the horizon"
+        )
+    perishable = transfers["sku"].isin(list(problem.shelf_life)).to_numpy()
+    for position in np.flatnonzero(perishable) if problem.shelf_life else ():
+        row = transfers.iloc[position]
+        violations.append(
+            f"transfer {row['sku']} {row['from_warehouse']}→{row['to_warehouse']} "
+            f"period {row['ship_period']}: SKU has a shelf life; perishable SKUs are not transferred"
         )
     return transfers.sort_values(["ship_period", "sku", "from_warehouse", "to_warehouse"]).reset_index(
         drop=True
@@ -319,6 +382,19 @@ def _simulate_stock(
     )
     flow = planned + received + transfers_in - transfers_out - demand
     net = start[:, :, None] + np.cumsum(flow, axis=2)
+    waste = np.zeros(shape)
+    initial: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for key, units in problem.stock_ages.items():
+        sku, warehouse, age = cast(tuple[str, str, int], key)
+        if units > 0:
+            initial.setdefault((str(sku), str(warehouse)), []).append((-int(age), float(units)))
+    for sku, life in problem.shelf_life.items():
+        i = skus.get_loc(sku)
+        for w, warehouse in enumerate(warehouses):
+            cohorts = initial.get((sku, str(warehouse)), [])
+            arrivals = planned[i, w] + received[i, w] + transfers_in[i, w]
+            issues = demand[i, w] + transfers_out[i, w]
+            net[i, w], waste[i, w] = fifo_with_expiry(cohorts, arrivals, issues, life)
     end_stock = np.maximum(net, 0.0)
     backorder = np.maximum(-net, 0.0)
 
@@ -352,7 +428,84 @@ def _simulate_stock(
             "demand": demand.ravel(),
             "end_stock": end_stock.ravel(),
             "backorder": backorder.ravel(),
+            WASTE_COLUMN: waste.ravel(),
         },
         index=index,
     )
     return inventory.reset_index()
+
+
+def fifo_with_expiry(
+    cohorts: list[tuple[int, float]], arrivals: np.ndarray, issues: np.ndarray, shelf_life: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stock of one perishable SKU at one warehouse, unit by unit age: net position and waste per period.
+
+    ``cohorts`` are the (arrival period, units) of the stock on hand at the start (an age g arrived in
+    −g). A unit that arrives in period a can be issued in a … a + shelf_life − 1; what is still on hand
+    at the end of a + shelf_life − 1 is waste in that period. Each period: the arrivals join the stock,
+    the backlog and then ``issues`` (demand, transfers out) take the oldest units first (FIFO), and what
+    cannot be issued is backordered; then expired units are wasted.
+    """
+    stock = sorted(cohorts)
+    backlog = 0.0
+    periods = len(arrivals)
+    net = np.zeros(periods)
+    waste = np.zeros(periods)
+    for t in range(periods):
+        if arrivals[t] > 0:
+            stock.append((t, float(arrivals[t])))
+        wanted = backlog + float(issues[t])
+        while wanted > 0 and stock:
+            arrived, units = stock[0]
+            taken = min(units, wanted)
+            wanted -= taken
+            if taken >= units - 1e-12:
+                stock.pop(0)
+            else:
+                stock[0] = (arrived, units - taken)
+        backlog = wanted
+        while stock and stock[0][0] + shelf_life - 1 <= t:
+            waste[t] += stock.pop(0)[1]
+        net[t] = sum(units for _, units in stock) - backlog
+    return net, waste
+
+
+def _serve_channels(problem: ProblemData, inventory: pd.DataFrame) -> pd.DataFrame:
+    """Split each (sku, warehouse)'s backorder over its sales channels.
+
+    Every period, the units served — the backlog carried in plus the period's demand, less the end
+    backorder — go to the channels in :meth:`ProblemData.channel_rank` order (highest shortage cost
+    first, then priority, then name): each channel's outstanding units (its backlog plus its demand)
+    are served before the next channel gets any. ``_cost`` is the channel's shortage cost of the row.
+    """
+    backorder = inventory.set_index(["sku", "warehouse", "period"])["backorder"]
+    by_pair: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    periods = problem.periods
+    for key, quantity in problem.channel_demand.items():
+        sku, warehouse, channel, period = cast(tuple[str, str, str, int], key)
+        per_channel = by_pair.setdefault((str(sku), str(warehouse)), {})
+        per_channel.setdefault(str(channel), np.zeros(periods))[int(period)] += float(quantity)
+    rows = []
+    for (sku, warehouse), per_channel in sorted(by_pair.items()):
+        ranked = [c for c in problem.channel_rank(sku) if c in per_channel]
+        carried = dict.fromkeys(ranked, 0.0)
+        for t in range(periods):
+            outstanding = {c: carried[c] + per_channel[c][t] for c in ranked}
+            to_serve = max(sum(outstanding.values()) - float(backorder[(sku, warehouse, t)]), 0.0)
+            for channel in ranked:
+                served = min(outstanding[channel], to_serve)
+                to_serve -= served
+                carried[channel] = outstanding[channel] - served
+                rows.append(
+                    (
+                        sku,
+                        warehouse,
+                        channel,
+                        t,
+                        float(per_channel[channel][t]),
+                        served,
+                        carried[channel],
+                        carried[channel] * problem.channel_shortage_cost(sku, channel),
+                    )
+                )
+    return pd.DataFrame(rows, columns=[*CHANNEL_COLUMNS, "_cost"])

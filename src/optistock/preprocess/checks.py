@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
 
+from optistock.errors import InputError
+from optistock.preprocess.scenario import SourcingRule
 from optistock.preprocess.tables import Column, RawTable
 
 REFERENCES: dict[str, list[tuple[str, str, str]]] = {
@@ -16,6 +20,7 @@ REFERENCES: dict[str, list[tuple[str, str, str]]] = {
     "transfers": [("from_warehouse", "warehouses", "warehouse"), ("to_warehouse", "warehouses", "warehouse")],
     "demand": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
     "inventory": [("sku", "skus", "sku"), ("warehouse", "warehouses", "warehouse")],
+    "sourcing": [("supplier", "suppliers", "supplier")],
     "open_orders": [
         ("supplier", "suppliers", "supplier"),
         ("sku", "skus", "sku"),
@@ -91,6 +96,97 @@ def check_service_levels(tables: dict[str, RawTable]) -> None:
         raise table.locate(
             position, "service_level", f"a service level must be between 0 and 1 (exclusive), got {value:g}"
         )
+
+
+def check_feature_rules(tables: dict[str, RawTable]) -> None:
+    """Shelf life, sales channels and sourcing rules: what the column types alone cannot say.
+
+    - ``inventory.age`` must be below the SKU's ``shelf_life`` (stock already expired is bad input);
+    - ``demand.channel`` may not be blank;
+    - ``sourcing``: a named sku must exist and be offered by the supplier, ``min_share`` may not exceed
+      ``max_share``, and a SKU (or "all SKUs") has at most one preferred supplier.
+    """
+    skus = tables["skus"].frame
+    inventory = tables["inventory"]
+    if "age" in inventory.frame.columns and "shelf_life" in skus.columns:
+        life = inventory.frame["sku"].map(skus.set_index("sku")["shelf_life"])
+        expired = (life.notna() & (inventory.frame["age"] >= life)).to_numpy()
+        if expired.any():
+            position = int(np.flatnonzero(expired)[0])
+            raise inventory.locate(
+                position,
+                "age",
+                f"age {int(inventory.frame['age'].iloc[position])} is not below the SKU's shelf life "
+                f"{int(life.iloc[position])}: that stock has expired (leave it out)",
+            )
+    demand = tables["demand"]
+    if "channel" in demand.frame.columns:
+        blank = (demand.frame["channel"] == "").to_numpy()
+        if blank.any():
+            raise demand.locate(int(np.flatnonzero(blank)[0]), "channel", "empty identifier")
+    sourcing = tables.get("sourcing")
+    if sourcing is None:
+        return
+    frame = sourcing.frame
+    offers = tables["offers"].frame
+    offered = set(zip(offers["supplier"], offers["sku"], strict=True))
+    known_skus = set(skus["sku"])
+    if "sku" in frame.columns:
+        for position, (supplier, sku) in enumerate(zip(frame["supplier"], frame["sku"], strict=True)):
+            if sku and sku not in known_skus:
+                raise sourcing.locate(position, "sku", f"unknown sku '{sku}' (not in skus)")
+            if sku and (supplier, sku) not in offered:
+                raise sourcing.locate(position, "sku", f"supplier '{supplier}' has no offer for sku '{sku}'")
+    if "min_share" in frame.columns and "max_share" in frame.columns:
+        above = (frame["min_share"] > frame["max_share"]).to_numpy()
+        if above.any():
+            position = int(np.flatnonzero(above)[0])
+            raise sourcing.locate(
+                position,
+                "min_share",
+                f"min_share {frame['min_share'].iloc[position]:g} is above max_share "
+                f"{frame['max_share'].iloc[position]:g}",
+            )
+    if "preferred" in frame.columns:
+        scope = frame["sku"] if "sku" in frame.columns else pd.Series("", index=frame.index)
+        marked = frame["preferred"] == 1
+        repeated = (marked & scope.where(marked).duplicated(keep="first") & marked).to_numpy()
+        if repeated.any():
+            position = int(np.flatnonzero(repeated)[0])
+            raise sourcing.locate(
+                position,
+                "preferred",
+                f"a second preferred supplier for {scope.iloc[position] or 'all SKUs'}",
+            )
+
+
+def check_yaml_sourcing(
+    rules: Sequence[SourcingRule], tables: dict[str, RawTable], locate: Callable[[int, str, str], InputError]
+) -> None:
+    """The scenario's ``sourcing:`` rules against the tables: known supplier, known and offered sku, at
+    most one preferred supplier per SKU (with the ``sourcing`` table's). ``locate(k, field, message)``
+    is the error for field ``field`` of rule ``k``."""
+    suppliers = set(tables["suppliers"].frame["supplier"])
+    skus = set(tables["skus"].frame["sku"])
+    offers = tables["offers"].frame
+    offered = set(zip(offers["supplier"], offers["sku"], strict=True))
+    preferred: set[str] = set()
+    table = tables.get("sourcing")
+    if table is not None and "preferred" in table.frame.columns:
+        marked = table.frame[table.frame["preferred"] == 1]
+        scope = marked["sku"] if "sku" in marked.columns else pd.Series("", index=marked.index)
+        preferred |= set(scope)
+    for k, rule in enumerate(rules):
+        if rule.supplier not in suppliers:
+            raise locate(k, "supplier", f"unknown supplier '{rule.supplier}' (not in suppliers)")
+        if rule.sku is not None and rule.sku not in skus:
+            raise locate(k, "sku", f"unknown sku '{rule.sku}' (not in skus)")
+        if rule.sku is not None and (rule.supplier, rule.sku) not in offered:
+            raise locate(k, "sku", f"supplier '{rule.supplier}' has no offer for sku '{rule.sku}'")
+        if rule.preferred:
+            if (rule.sku or "") in preferred:
+                raise locate(k, "preferred", f"a second preferred supplier for {rule.sku or 'all SKUs'}")
+            preferred.add(rule.sku or "")
 
 
 def check_periods_not_negative(table: RawTable, column: str) -> None:

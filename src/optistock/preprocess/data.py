@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,18 +12,28 @@ from typing import Any, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 
+from optistock.errors import InputError
 from optistock.forecast.demand import forecast_demand
 from optistock.preprocess.checks import (
+    check_feature_rules,
     check_periods_not_negative,
     check_references,
     check_service_levels,
+    check_yaml_sourcing,
     rows_beyond_horizon,
     usability_warnings,
 )
 from optistock.preprocess.classify import class_members, classify, sku_classes
 from optistock.preprocess.commitments import Commitments, apply_commitments
 from optistock.preprocess.history import empty_receipts, resolve_receipts, resolve_sales_history
-from optistock.preprocess.scenario import ForecastSettings, LoadedScenario, Scenario, ServiceSettings
+from optistock.preprocess.scenario import (
+    ForecastSettings,
+    LoadedScenario,
+    Scenario,
+    ServiceSettings,
+    SourcingRule,
+    line_of,
+)
 from optistock.preprocess.service import (
     POLICY_COLUMNS,
     ServiceInputs,
@@ -37,6 +47,49 @@ from optistock.whatif.changes import LocatedChange, apply_changes
 from optistock.whatif.scenario_file import load_scenario_file
 
 logger = logging.getLogger(__name__)
+
+
+def _no_channel_demand() -> pd.Series:
+    return pd.Series(
+        dtype=float, index=pd.MultiIndex.from_tuples([], names=["sku", "warehouse", "channel", "period"])
+    )
+
+
+@dataclass(frozen=True)
+class ShareRule:
+    """A sourcing rule on a supplier's share of units bought over the horizon (planned lines only).
+
+    ``sku`` None: the share of all units bought, over every SKU. ``label`` names the rule's row in the
+    ``sourcing`` table (for messages)."""
+
+    supplier: str
+    sku: str | None
+    min_share: float
+    max_share: float
+    label: str
+
+
+@dataclass
+class SourcingRules:
+    """The ``sourcing`` table, read: share rules, preferred suppliers and what is switched off."""
+
+    shares: list[ShareRule]
+    preferred_by_sku: dict[str, str] = field(default_factory=dict)
+    """SKU → preferred supplier ("" key: the rule for all SKUs)."""
+    off_suppliers: set[str] = field(default_factory=set)
+    off_offers: set[tuple[str, str]] = field(default_factory=set)
+    """(supplier, sku) offers switched off."""
+
+    def is_off(self, supplier: str, sku: str) -> bool:
+        """True when the supplier, or its offer of ``sku``, is switched off: no order may use it."""
+        return supplier in self.off_suppliers or (supplier, sku) in self.off_offers
+
+    def preferred(self, sku: str) -> str | None:
+        return self.preferred_by_sku.get(sku, self.preferred_by_sku.get(""))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.shares or self.off_suppliers or self.off_offers or self.preferred_by_sku)
 
 
 @dataclass
@@ -82,10 +135,6 @@ class ProblemData:
     shortfall_penalty: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     """index sku: penalty per unit and period of end stock below ``safety_stock``."""
 
-    @property
-    def has_service_targets(self) -> bool:
-        return len(self.safety_stock) > 0
-
     receipts: pd.DataFrame = field(default_factory=empty_receipts)
     """The supplier delivery history (optional ``receipts`` table) with periods, dates resolved: supplier,
     sku, warehouse, order_period, promised_period, received_period (blank: never delivered),
@@ -93,6 +142,82 @@ class ProblemData:
     forecast: pd.DataFrame | None = None
     """The demand forecast from ``sales_history`` (``forecast.csv``, see :mod:`optistock.forecast`);
     ``None`` when the demand table was given."""
+    stock_ages: pd.Series = field(
+        default_factory=lambda: pd.Series(
+            dtype=float, index=pd.MultiIndex.from_tuples([], names=["sku", "warehouse", "age"])
+        )
+    )
+    """index (sku, warehouse, age): stock on hand at the start of period 0 by age in periods (the optional
+    ``inventory.age`` column; without it every unit has age 0). Sums to ``on_hand``."""
+    channel_demand: pd.Series = field(default_factory=lambda: _no_channel_demand())
+    """index (sku, warehouse, channel, period): demand per sales channel (the optional ``demand.channel``
+    column); empty without it. ``demand`` is its sum over channels."""
+    channels: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """index channel: priority (NaN = none), shortage_cost (NaN = the SKU's) — the ``channels`` table."""
+    sourcing: SourcingRules = field(default_factory=lambda: SourcingRules([]))
+    """Sourcing rules from the optional ``sourcing`` table (see :class:`SourcingRules`)."""
+
+    @property
+    def has_service_targets(self) -> bool:
+        """True when some SKU-warehouse has a safety-stock target (the model then has the soft floor)."""
+        return len(self.safety_stock) > 0
+
+    @cached_property
+    def shelf_life(self) -> dict[str, int]:
+        """Shelf life in periods of each perishable SKU (``skus.shelf_life``); SKUs without one are absent."""
+        if "shelf_life" not in self.skus.columns:
+            return {}
+        return {str(i): int(v) for i, v in self.skus["shelf_life"].items() if pd.notna(v)}
+
+    @cached_property
+    def waste_cost(self) -> dict[str, float]:
+        """Cost per wasted unit of each perishable SKU: ``skus.waste_cost``, or when blank the SKU's lowest
+        list price (``offers.unit_price``) over its offers, 0 without offers."""
+        given = self.skus["waste_cost"] if "waste_cost" in self.skus.columns else None
+        prices = self.offers["unit_price"].groupby(level="sku").min() if len(self.offers) else pd.Series()
+        costs: dict[str, float] = {}
+        for sku in self.shelf_life:
+            value = given[sku] if given is not None else np.nan
+            costs[sku] = float(value) if pd.notna(value) else float(prices.get(sku, 0.0))
+        return costs
+
+    @cached_property
+    def channel_order(self) -> list[str]:
+        """Channels in the order they are served when stock is short, for a SKU with equal channel costs:
+        ascending ``priority`` (channels without one last), then by name (see :meth:`channel_rank`)."""
+        names = sorted({str(c) for c in self.channel_demand.index.get_level_values("channel")})
+        priority = self.channels["priority"] if "priority" in self.channels.columns else pd.Series()
+        return sorted(
+            names,
+            key=lambda c: (0, float(priority[c]), c) if pd.notna(priority.get(c, np.nan)) else (1, 0.0, c),
+        )
+
+    def channel_shortage_cost(self, sku: str, channel: str) -> float:
+        """Shortage cost per unit and period of ``channel``'s backorders of ``sku``:
+        ``channels.shortage_cost`` if given, else the SKU's ``skus.shortage_cost``."""
+        own = self.channels["shortage_cost"] if "shortage_cost" in self.channels.columns else pd.Series()
+        value = own.get(channel, np.nan)
+        if pd.notna(value):
+            return float(value)
+        return float(cast(SupportsFloat, self.skus.at[sku, "shortage_cost"]))
+
+    def channel_rank(self, sku: str) -> list[str]:
+        """The channels of ``sku`` in serving order: highest shortage cost first, then ``channel_order``."""
+        position = {c: k for k, c in enumerate(self.channel_order)}
+        return sorted(self.channel_order, key=lambda c: (-self.channel_shortage_cost(sku, c), position[c]))
+
+    def preferred_supplier(self, sku: str) -> str | None:
+        """The SKU's primary supplier: the one marked ``preferred`` in the sourcing rules (for the SKU, else
+        for all SKUs, if it offers the SKU and is not switched off), else its offer with the lowest list
+        price (then the supplier's name); None when the SKU has no usable offer."""
+        usable = [str(s) for s, i in self.offers.index if i == sku and not self.sourcing.is_off(str(s), sku)]
+        if not usable:
+            return None
+        chosen = self.sourcing.preferred(sku)
+        if chosen is not None and chosen in usable:
+            return chosen
+        prices = {s: float(cast(SupportsFloat, self.offers.at[(s, sku), "unit_price"])) for s in usable}
+        return min(usable, key=lambda s: (prices[s], s))
 
     def supplier_capacity_in(self, supplier: str, period: int) -> float:
         """Units ``supplier`` can take in order period ``period``; NaN means unlimited."""
@@ -169,6 +294,9 @@ def build_problem(
     warnings: list[str] = []
     check_references(tables)
     check_service_levels(tables)
+    check_feature_rules(tables)
+    if scenario.sourcing:
+        check_yaml_sourcing(scenario.sourcing, tables, _yaml_locator(loaded))
     for name in ("demand", "budget", "supplier_capacity"):
         if name in tables:
             check_periods_not_negative(tables[name], "period")
@@ -209,6 +337,21 @@ def build_problem(
     return problem_from_frames(
         scenario, frames, warnings, change_log, class_table, user_classes, forecast=forecast
     )
+
+
+def _cheapest_backorder(skus: pd.DataFrame, channels: pd.DataFrame, channel_demand: pd.Series) -> pd.Series:
+    """Per SKU, the lowest shortage cost of any backorder it can have: the SKU's, or with sales channels
+    the cheapest of its channels' (a channel without its own cost has the SKU's)."""
+    cheapest = skus["shortage_cost"].astype(float).copy()
+    if len(channel_demand) == 0 or "shortage_cost" not in channels.columns:
+        return cheapest
+    own = channels["shortage_cost"].astype(float)
+    pairs = channel_demand.index.to_frame(index=False)[["sku", "channel"]].drop_duplicates()
+    for sku, channel in zip(pairs["sku"], pairs["channel"], strict=True):
+        cost = own.get(channel, np.nan)
+        if pd.notna(cost):
+            cheapest[sku] = min(float(cheapest[sku]), float(cost))
+    return cheapest
 
 
 def classify_frames(scenario: Scenario, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -267,8 +410,27 @@ def problem_from_frames(
 
     demand_frame = frame_of("demand")
     demand_frame = demand_frame[demand_frame["period"] < periods].astype({"period": np.int64})
-    demand = demand_frame.set_index(["sku", "warehouse", "period"])["quantity"].sort_index()
-    on_hand = frame_of("inventory").set_index(["sku", "warehouse"])["on_hand"].sort_index()
+    if "channel" in demand_frame.columns:
+        channel_demand = (
+            demand_frame.groupby(["sku", "warehouse", "channel", "period"])["quantity"].sum().sort_index()
+        )
+        demand = demand_frame.groupby(["sku", "warehouse", "period"])["quantity"].sum().sort_index()
+    else:
+        channel_demand = _no_channel_demand()
+        demand = demand_frame.set_index(["sku", "warehouse", "period"])["quantity"].sort_index()
+    inventory = frame_of("inventory")
+    if "age" in inventory.columns:
+        stock_ages = (
+            inventory.astype({"age": np.int64})
+            .groupby(["sku", "warehouse", "age"])["on_hand"]
+            .sum()
+            .sort_index()
+        )
+        on_hand = inventory.groupby(["sku", "warehouse"])["on_hand"].sum().sort_index()
+    else:
+        on_hand = inventory.set_index(["sku", "warehouse"])["on_hand"].sort_index()
+        stock_ages = on_hand.to_frame().assign(age=0).set_index("age", append=True)["on_hand"]
+    channels = frame_of("channels").set_index("channel")
     open_orders = frame_of("open_orders")
     open_orders = open_orders[open_orders["arrival_period"] < periods].astype({"arrival_period": np.int64})
     open_orders = open_orders.reset_index(drop=True)
@@ -281,11 +443,14 @@ def problem_from_frames(
 
     demand_by_sku = demand.groupby(level="sku").sum()
     warnings += usability_warnings(offers, lanes, skus.index, demand_by_sku, periods)
+    sourcing = sourcing_rules(frames.get("sourcing"), scenario.sourcing or [])
+    warnings += _extension_warnings(channels, channel_demand, sourcing)
     for warning in warnings:
         logger.warning(warning)
 
     if class_table is None:
         class_table = classify_frames(scenario, frames)
+    perishable = set(skus.index[skus["shelf_life"].notna()]) if "shelf_life" in skus.columns else set()
     policy = pd.DataFrame(columns=POLICY_COLUMNS)
     if scenario.service is not None or "service_levels" in frames or "safety_stock" in frames:
         policy = stock_policy(
@@ -305,6 +470,9 @@ def problem_from_frames(
                 lead_time_std=lead_time_table(frames["receipts"])["lead_time_std"].dropna()
                 if "receipts" in frames
                 else None,
+                preferred=dict(sourcing.preferred_by_sku),
+                switched_off={(str(s), str(i)) for s, i in offers.index if sourcing.is_off(str(s), str(i))},
+                not_transferred=set(perishable),
             )
         )
     return ProblemData(
@@ -328,7 +496,94 @@ def problem_from_frames(
         classes=class_table,
         stock_policy=policy,
         safety_stock=safety_stock_targets(policy) if len(policy) else pd.Series(dtype=float),
-        shortfall_penalty=shortfall_penalty(scenario.service, skus),
+        shortfall_penalty=shortfall_penalty(
+            scenario.service, skus, _cheapest_backorder(skus, channels, channel_demand)
+        ),
         receipts=frames["receipts"].copy() if "receipts" in frames else empty_receipts(),
         forecast=forecast,
+        stock_ages=stock_ages,
+        channel_demand=channel_demand,
+        channels=channels,
+        sourcing=sourcing,
     )
+
+
+def _extension_warnings(
+    channels: pd.DataFrame, channel_demand: pd.Series, sourcing: SourcingRules
+) -> list[str]:
+    """Legal extension data that has no effect: channels no demand row names, minimum shares of one SKU
+    (or of all SKUs) that add up to more than 1 (only buying nothing meets them)."""
+    warnings: list[str] = []
+    used = set(channel_demand.index.get_level_values("channel"))
+    for channel in channels.index:
+        if channel not in used:
+            warnings.append(f"channel {channel} (channels table) has no demand row; it is not used")
+    minimum: dict[str | None, float] = {}
+    for rule in sourcing.shares:
+        minimum[rule.sku] = minimum.get(rule.sku, 0.0) + rule.min_share
+    for sku, total in minimum.items():
+        if total > 1 + 1e-9:
+            warnings.append(
+                f"sourcing: the minimum shares for {sku or 'all SKUs'} add up to {total:g} > 1; "
+                "only buying none of it meets them"
+            )
+    return warnings
+
+
+def _yaml_locator(loaded: LoadedScenario) -> Callable[[int, str, str], InputError]:
+    """Errors about rule k of the scenario's ``sourcing:`` section, with the file and line it is on."""
+
+    def locate(k: int, field_name: str, message: str) -> InputError:
+        if loaded.sourcing_origin is None:
+            return InputError(message, file=str(loaded.path), field=f"sourcing.{k}.{field_name}")
+        path, document = loaded.sourcing_origin
+        return InputError(
+            message,
+            file=str(path),
+            line=line_of(document, "sourcing", k, field_name),
+            field=f"sourcing.{k}.{field_name}",
+        )
+
+    return locate
+
+
+def sourcing_rules(table: pd.DataFrame | None, yaml_rules: Sequence[SourcingRule] = ()) -> SourcingRules:
+    """Read the (validated) ``sourcing`` table — one rule per row, blank sku = every SKU — and then the
+    scenario's ``sourcing:`` rules (the same fields)."""
+    rules = SourcingRules([])
+    records = [] if table is None else table.to_dict("records")
+    records += [
+        {
+            "supplier": rule.supplier,
+            "sku": rule.sku or "",
+            "min_share": np.nan if rule.min_share is None else rule.min_share,
+            "max_share": np.nan if rule.max_share is None else rule.max_share,
+            "preferred": int(rule.preferred),
+            "off": int(rule.off),
+            "_label": f"scenario sourcing rule {k + 1}",
+        }
+        for k, rule in enumerate(yaml_rules)
+    ]
+    for position, row in enumerate(records):
+        supplier = str(row["supplier"])
+        sku = str(row.get("sku", "") or "")
+        label = f"{row.get('_label', f'sourcing row {position + 1}')} ({supplier}/{sku or 'all SKUs'})"
+        low, high = row.get("min_share", np.nan), row.get("max_share", np.nan)
+        if pd.notna(low) or pd.notna(high):
+            rules.shares.append(
+                ShareRule(
+                    supplier,
+                    sku or None,
+                    float(low) if pd.notna(low) else 0.0,
+                    float(high) if pd.notna(high) else 1.0,
+                    label,
+                )
+            )
+        if pd.notna(row.get("preferred", np.nan)) and int(row["preferred"]) == 1:
+            rules.preferred_by_sku[sku] = supplier
+        if pd.notna(row.get("off", np.nan)) and int(row["off"]) == 1:
+            if sku:
+                rules.off_offers.add((supplier, sku))
+            else:
+                rules.off_suppliers.add(supplier)
+    return rules

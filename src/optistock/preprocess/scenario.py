@@ -6,7 +6,15 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
@@ -108,6 +116,31 @@ class ForecastSettings(StrictModel):
     at least two full seasons of history."""
 
 
+class SourcingRule(StrictModel):
+    """One sourcing rule; the same fields as a row of the ``sourcing`` table."""
+
+    supplier: str = Field(min_length=1)
+    """The supplier the rule is about."""
+    sku: str | None = None
+    """The SKU; left out: the rule is on all SKUs together."""
+    min_share: float | None = Field(default=None, ge=0, le=1)
+    """Minimum share (0–1) of the units bought of the SKU (of all SKUs) over the horizon."""
+    max_share: float | None = Field(default=None, ge=0, le=1)
+    """Maximum share (0–1) of the units bought of the SKU (of all SKUs) over the horizon."""
+    preferred: bool = False
+    """The SKU's (every SKU's) primary supplier, for other parts of optistock; no effect on the plan."""
+    off: bool = False
+    """Switched off: the supplier (no sku) or its offer of the SKU takes no orders."""
+
+    @field_validator("max_share")
+    @classmethod
+    def _not_below_minimum(cls, value: float | None, info: ValidationInfo) -> float | None:
+        minimum = info.data.get("min_share")
+        if value is not None and minimum is not None and minimum > value:
+            raise ValueError(f"max_share {value:g} is below min_share {minimum:g}")
+        return value
+
+
 class Scenario(StrictModel):
     name: str = Field(min_length=1)
     """Name of the scenario, recorded with every run."""
@@ -127,6 +160,8 @@ class Scenario(StrictModel):
     """How the run's inventory KPIs are computed."""
     forecast: ForecastSettings | None = None
     """How demand is forecast from ``sales_history`` (defaults: see its keys)."""
+    sourcing: list[SourcingRule] | None = None
+    """Sourcing rules, added to those of the optional ``sourcing`` table (see README)."""
 
 
 class LoadedScenario(BaseModel):
@@ -137,6 +172,8 @@ class LoadedScenario(BaseModel):
     scenario: Scenario
     path: Path
     data_dir: Path
+    sourcing_origin: tuple[Path, Any] | None = None
+    """The file and parsed YAML document that gave ``scenario.sourcing`` (to locate its errors)."""
 
 
 class _Constructor(RoundTripConstructor):
@@ -250,7 +287,8 @@ def load_scenario(path: Path) -> LoadedScenario:
             line=_line_of(document, ("data",)),
             field="data",
         )
-    return LoadedScenario(scenario=scenario, path=path.resolve(), data_dir=data_dir)
+    origin = (path, document) if scenario.sourcing is not None else None
+    return LoadedScenario(scenario=scenario, path=path.resolve(), data_dir=data_dir, sourcing_origin=origin)
 
 
 def _to_plain(node: Any) -> Any:

@@ -24,7 +24,9 @@ of its XYZ class; ``service.default``. A ``safety_stock`` table row replaces the
 The demand figures are over the planning horizon: ``d̄`` is the mean of ``demand.quantity`` per period
 (periods without a row count as 0), ``σd`` the root mean square of ``demand.std``. The lead time is that
 of the SKU's *primary offer* for the warehouse — the offer with the lowest landed unit cost (list price
-plus lane cost), ties broken by shorter lead time, then supplier name. A warehouse that no offer reaches
+plus lane cost), ties broken by shorter lead time, then supplier name — unless a sourcing rule names a
+``preferred`` supplier for the SKU (or for every SKU) whose offer reaches the warehouse; switched-off
+offers are never used. A warehouse that no offer reaches
 is replenished by transfer: its lead time is the shortest over its inbound links of the source's primary
 lead time plus the link's lead time.
 """
@@ -32,7 +34,7 @@ lead time plus the link's lead time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import cast
 
@@ -126,6 +128,12 @@ class ServiceInputs:
     lead_time_std: pd.Series | None = None
     """Optional (supplier, sku) → lead-time standard deviation measured from the ``receipts`` history
     (:func:`optistock.suppliers.lead_time_table`); replaces the offers' ``lead_time_std`` where given."""
+    preferred: dict[str, str] = field(default_factory=dict)
+    """SKU → preferred supplier of the sourcing rules ("" key: for every SKU): its offer is primary."""
+    switched_off: set[tuple[str, str]] = field(default_factory=set)
+    """(supplier, sku) offers the sourcing rules switch off: never a replenishment option."""
+    not_transferred: set[str] = field(default_factory=set)
+    """SKUs that are never transferred (perishable): no warehouse is replenished through a link."""
 
 
 def demand_statistics(demand: pd.DataFrame, periods: int) -> pd.DataFrame:
@@ -145,15 +153,28 @@ def demand_statistics(demand: pd.DataFrame, periods: int) -> pd.DataFrame:
 
 
 def replenishment_options(
-    offers: pd.DataFrame, lanes: pd.DataFrame, lead_time_std: pd.Series | None = None
+    offers: pd.DataFrame,
+    lanes: pd.DataFrame,
+    lead_time_std: pd.Series | None = None,
+    preferred: dict[str, str] | None = None,
+    switched_off: set[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Every offer that reaches a warehouse: sku, warehouse, supplier, lead_time (with transit),
-    unit_price, landed_cost, moq, order_multiple, lead_time_std, primary (the lowest landed cost per
-    sku-warehouse). ``offers`` and ``lanes`` are indexed as in ``ProblemData``; ``lead_time_std``
-    (supplier, sku) replaces the offers' column where given."""
+    unit_price, landed_cost, moq, order_multiple, lead_time_std, primary (per sku-warehouse: the
+    ``preferred`` supplier's offer — sku → supplier, key "" for every SKU — else the lowest landed cost).
+    ``offers`` and ``lanes`` are indexed as in ``ProblemData``; ``lead_time_std`` (supplier, sku) replaces
+    the offers' column where given; ``switched_off`` (supplier, sku) offers are left out."""
     offers = offers.reset_index()
+    if switched_off:
+        keep = [(s, i) not in switched_off for s, i in zip(offers["supplier"], offers["sku"], strict=True)]
+        offers = offers[keep]
     lanes = lanes.reset_index()
     options = offers.merge(lanes, on="supplier", how="inner")
+    preferred = preferred or {}
+    options["_preferred"] = [
+        preferred.get(sku, preferred.get("")) == supplier
+        for sku, supplier in zip(options["sku"], options["supplier"], strict=True)
+    ]
     options["lead_time"] = options["lead_time"].astype(np.int64) + options["transit_time"].astype(np.int64)
     options["landed_cost"] = options["unit_price"].astype(float) + options["cost_per_unit"].astype(float)
     options["lead_time_std_source"] = np.where(options["lead_time_std"] > 0, "offers", "")
@@ -164,7 +185,11 @@ def replenishment_options(
         found = ~np.isnan(measured)
         options["lead_time_std"] = np.where(found, measured, options["lead_time_std"])
         options["lead_time_std_source"] = np.where(found, "receipts", options["lead_time_std_source"])
-    options = options.sort_values(["sku", "warehouse", "landed_cost", "lead_time", "supplier"], kind="stable")
+    options = options.sort_values(
+        ["sku", "warehouse", "_preferred", "landed_cost", "lead_time", "supplier"],
+        ascending=[True, True, False, True, True, True],
+        kind="stable",
+    )
     options["primary"] = ~options.duplicated(["sku", "warehouse"], keep="first")
     columns = [
         "sku",
@@ -233,10 +258,13 @@ def stock_policy(inputs: ServiceInputs) -> pd.DataFrame:
     fixed = inputs.fixed_safety_stock.set_index(["sku", "warehouse"])["quantity"]
     cells = stats.index.union(fixed.index) if len(fixed) else stats.index
     stats = stats.reindex(cells, fill_value=0.0)
-    options = replenishment_options(inputs.offers, inputs.lanes, inputs.lead_time_std)
+    options = replenishment_options(
+        inputs.offers, inputs.lanes, inputs.lead_time_std, inputs.preferred, inputs.switched_off
+    )
     rows = options.merge(stats.reset_index(), on=["sku", "warehouse"], how="inner")
     rows["replenished_via"] = ""
-    rows = pd.concat([rows, _transfer_rows(options, stats, inputs.transfer_links)], ignore_index=True)
+    extra = _transfer_rows(options, stats, inputs.transfer_links, inputs.not_transferred)
+    rows = pd.concat([rows, extra], ignore_index=True)
     rows["review_period"] = inputs.settings.review_period
     targets = service_targets(inputs, pd.MultiIndex.from_frame(rows[["sku", "warehouse"]]))
     rows["service_level"] = targets["service_level"].to_numpy()
@@ -286,7 +314,9 @@ def stock_policy(inputs: ServiceInputs) -> pd.DataFrame:
     )
 
 
-def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+def _transfer_rows(
+    options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFrame, not_transferred: set[str]
+) -> pd.DataFrame:
     """Rows for SKU-warehouses that no offer reaches: replenished by the inbound transfer link with the
     shortest total lead time (``replenished_via`` = its source), or by nothing (``none``, lead time 0)."""
     reached = set(zip(options["sku"], options["warehouse"], strict=True))
@@ -317,7 +347,7 @@ def _transfer_rows(options: pd.DataFrame, stats: pd.DataFrame, links: pd.DataFra
         if (sku, warehouse) in reached:
             continue
         best: tuple[int, str, float] | None = None
-        for origin, lead in inbound.get(str(warehouse), []):
+        for origin, lead in [] if sku in not_transferred else inbound.get(str(warehouse), []):
             if (sku, origin) in primary:
                 source_lead, source_std = primary[(sku, origin)]
                 if best is None or (source_lead + lead, origin) < (best[0], best[1]):
@@ -348,11 +378,17 @@ def safety_stock_targets(policy: pd.DataFrame) -> pd.Series:
     return primary.set_index(["sku", "warehouse"])["safety_stock"].astype(float).sort_index()
 
 
-def shortfall_penalty(settings: ServiceSettings | None, skus: pd.DataFrame) -> pd.Series:
+def shortfall_penalty(
+    settings: ServiceSettings | None, skus: pd.DataFrame, shortage: pd.Series | None = None
+) -> pd.Series:
     """Penalty per unit and period of stock below safety stock, by SKU: ``service.shortfall_cost`` or
-    halfway between holding and shortage cost; never above the shortage cost (serving demand first)."""
+    halfway between holding and shortage cost; never above the shortage cost (serving demand first).
+
+    ``shortage``: the cheapest backorder cost per SKU when sales channels price backorders their own way
+    (default ``skus.shortage_cost``)."""
     holding = skus["holding_cost"].astype(float)
-    shortage = skus["shortage_cost"].astype(float)
+    if shortage is None:
+        shortage = skus["shortage_cost"].astype(float)
     if settings is not None and settings.shortfall_cost is not None:
         return pd.Series(settings.shortfall_cost, index=skus.index).clip(upper=shortage)
     return (holding + shortage) / 2.0

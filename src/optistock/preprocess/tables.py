@@ -38,6 +38,12 @@ class Column:
     strictly_positive: bool = False
     default: float | None = None
     """Value used for blanks in an optional column (``None``: leave NaN, meaning 'no limit')."""
+    maximum: float | None = None
+    """Largest allowed value (inclusive) for numbers; ``None`` for no upper limit."""
+    only_when_given: bool = False
+    """An optional column that is left out of the canonical table when the file does not have it, so
+    that tables without it stay exactly as they were (the shelf-life, channel and age columns). An
+    optional identifier column of this kind may be blank (read as "")."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,12 @@ class TableSpec:
     """Pairs of alternative columns (a period and a date): exactly one of each pair is in the file."""
     required_unless: str | None = None
     """A required table that may be missing when this other table is given (demand ← sales_history)."""
+    optional_key: tuple[str, ...] = ()
+    """Columns (``only_when_given``) that become part of the key when the file has them."""
 
     @property
     def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
+        return [c.name for c in self.columns if not c.only_when_given]
 
     @property
     def alternatives(self) -> set[str]:
@@ -85,6 +93,15 @@ TABLES: dict[str, TableSpec] = {
                 Column("unit_volume", Kind.FLOAT),
                 Column("holding_cost", Kind.FLOAT),
                 Column("shortage_cost", Kind.FLOAT),
+                Column(
+                    "shelf_life",
+                    Kind.INT,
+                    required=False,
+                    strictly_positive=True,
+                    minimum=None,
+                    only_when_given=True,
+                ),
+                Column("waste_cost", Kind.FLOAT, required=False, only_when_given=True),
             ),
             key=("sku",),
             description="stock-keeping units",
@@ -172,15 +189,23 @@ TABLES: dict[str, TableSpec] = {
                 Column("period", Kind.INT),
                 Column("quantity", Kind.FLOAT),
                 Column("std", Kind.FLOAT, required=False, default=0.0),
+                Column("channel", Kind.ID, required=False, only_when_given=True),
             ),
             key=("sku", "warehouse", "period"),
+            optional_key=("channel",),
             description="demand per SKU, warehouse and period",
             required_unless="sales_history",
         ),
         TableSpec(
             "inventory",
-            (_id("sku"), _id("warehouse"), Column("on_hand", Kind.FLOAT)),
+            (
+                _id("sku"),
+                _id("warehouse"),
+                Column("on_hand", Kind.FLOAT),
+                Column("age", Kind.INT, required=False, default=0.0, only_when_given=True),
+            ),
             key=("sku", "warehouse"),
+            optional_key=("age",),
             description="stock on hand at the start of period 0",
         ),
         TableSpec(
@@ -257,6 +282,33 @@ TABLES: dict[str, TableSpec] = {
             description="past sales per SKU, warehouse and period (or date); the demand is forecast from "
             "it when the demand table is absent",
             either=(("period", "date"),),
+        ),
+        TableSpec(
+            "channels",
+            (
+                _id("channel"),
+                Column("priority", Kind.INT, required=False, only_when_given=True),
+                Column("shortage_cost", Kind.FLOAT, required=False, only_when_given=True),
+            ),
+            key=("channel",),
+            required=False,
+            description="sales channels of demand.channel: who is served first when stock is short",
+        ),
+        TableSpec(
+            "sourcing",
+            (
+                _id("supplier"),
+                Column("sku", Kind.ID, required=False, only_when_given=True),
+                Column("min_share", Kind.FLOAT, required=False, maximum=1.0, only_when_given=True),
+                Column("max_share", Kind.FLOAT, required=False, maximum=1.0, only_when_given=True),
+                Column("preferred", Kind.INT, required=False, maximum=1.0, only_when_given=True),
+                Column("off", Kind.INT, required=False, maximum=1.0, only_when_given=True),
+            ),
+            key=("supplier",),
+            optional_key=("sku",),
+            required=False,
+            description="sourcing rules: a supplier's share of a SKU's (blank sku: of all) units, "
+            "preferred supplier, supplier or offer switched off",
         ),
     )
 }
@@ -347,7 +399,7 @@ def read_table(spec: TableSpec, path: Path) -> RawTable:
     for column in spec.columns:
         if column.name in present:
             canonical[column.name] = _convert_column(table, column)
-        else:
+        elif not column.only_when_given:
             canonical[column.name] = _default_series(column, len(frame))
     table.frame = pd.DataFrame(canonical, index=pd.RangeIndex(len(frame)))
     _check_unique_key(table)
@@ -458,6 +510,13 @@ def _convert_column(table: RawTable, column: Column) -> pd.Series:
             raise table.locate(
                 position, column.name, f"must be >= {_fmt(column.minimum)}, got {raw.iloc[position]!r}"
             )
+    if column.maximum is not None:
+        too_large = filled & (values > column.maximum)
+        if too_large.any():
+            position = int(np.flatnonzero(too_large)[0])
+            raise table.locate(
+                position, column.name, f"must be <= {_fmt(column.maximum)}, got {raw.iloc[position]!r}"
+            )
     if column.strictly_positive:
         not_positive = filled & (values <= 0)
         if not_positive.any():
@@ -492,7 +551,7 @@ def _fmt(value: float) -> str:
 
 
 def _check_unique_key(table: RawTable) -> None:
-    key = list(table.spec.key)
+    key = list(table.spec.key) + [c for c in table.spec.optional_key if c in table.frame.columns]
     if not key:
         return
     duplicated = np.asarray(table.frame.duplicated(subset=key, keep="first"), dtype=bool)

@@ -69,8 +69,9 @@ def run_kpis(run_dir: Path) -> dict[str, float]:
     kpis: dict[str, float] = {"total_cost": float(summary["objective"])}
     for component in COST_KPIS:
         kpis[f"cost_{component}"] = float(summary["costs"][component])
-    if "safety_stock" in summary["costs"]:
-        kpis["cost_safety_stock"] = float(summary["costs"]["safety_stock"])
+    for component, value in summary["costs"].items():  # waste, safety_stock: only where they apply
+        if component not in COST_KPIS:
+            kpis[f"cost_{component}"] = float(value)
     kpis["purchase_spend"] = float(orders["line_value"].sum())
 
     demand = inventory["demand"].to_numpy(dtype=float)

@@ -37,6 +37,7 @@ from optistock.preprocess.scenario import (
     LoadedScenario,
     Scenario,
     ServiceSettings,
+    SourcingRule,
     StrictModel,
     line_of,
     read_yaml_mapping,
@@ -125,6 +126,8 @@ class ScenarioPatch(WhatIfSections):
     """How inventory KPIs are computed (keys given here override the extended file's)."""
     forecast: ForecastPatch | None = None
     """How demand is forecast from sales_history (keys given here override the extended file's)."""
+    sourcing: list[SourcingRule] | None = None
+    """Sourcing rules; given here, they replace the extended file's."""
 
 
 @dataclass
@@ -196,11 +199,15 @@ def load_scenario_file(
     sweep: SweepAxes = {}
     sweep_origin: dict[str, tuple[Path, CommentedMap]] = {}
     changes: list[LocatedChange] = []
+    sourcing_from: tuple[Path, CommentedMap] | None = None
     for layer in layers:
         values = layer.values
         for key in ("name", "description"):
             if getattr(values, key) is not None:
                 core[key] = getattr(values, key)
+        if getattr(values, "sourcing", None) is not None:
+            core["sourcing"] = values.sourcing  # type: ignore[attr-defined]
+            sourcing_from = (layer.path, layer.document)
         data = getattr(values, "data", None)
         if data is not None:
             core["data"] = data
@@ -275,7 +282,9 @@ def load_scenario_file(
     for key in sweep:
         file, document = sweep_origin[key]
         check_sweep_key(key, file=str(file), line=line_of(document, "sweep", key))
-    loaded = LoadedScenario(scenario=scenario, path=top.path.resolve(), data_dir=data_dir)
+    loaded = LoadedScenario(
+        scenario=scenario, path=top.path.resolve(), data_dir=data_dir, sourcing_origin=sourcing_from
+    )
     return ScenarioSetup(
         loaded=loaded,
         changes=changes,
