@@ -358,8 +358,8 @@ def start_values(
     inventory: pd.DataFrame,
     channels: pd.DataFrame | None = None,
 ) -> ComponentMap:
-    """A complete assignment of the model's variables for a plan (order lines, transfers, its stock, and
-    with the extensions its waste and per-channel backorders).
+    """A complete assignment of the model's variables for a plan (order lines, transfers, its stock, its
+    safety-stock shortfall, and with the extensions its waste and per-channel backorders).
 
     Lines and transfers of the plan that the model has no variable for are ignored; the caller makes
     sure the model's scope covers the plan.
@@ -400,6 +400,8 @@ def start_values(
         values[model.backorder[key]] = float(backorder[key])
     for key, var in model.has_stock.items():
         values[var] = 1.0 if float(backorder[key]) <= 1e-9 else 0.0
+    for key, var in model.safety_shortfall.items():
+        values[var] = max(0.0, float(var.ub) - float(end_stock[key]))  # ub = the cell's safety stock
     if hasattr(model, "waste"):
         waste = cells["waste"].to_dict()
         for key, var in model.waste.items():

@@ -325,7 +325,8 @@ def build_sets(
     pairs |= {(i, w) for i, w, _ in demand} | {(i, w) for i, w, _ in receipts}
     pairs |= {(key[1], key[2]) for key in lines}
     pairs |= {(i, w) for i, _, w, _ in transfer_arcs} | {(i, w) for i, w, _, _ in transfer_arcs}
-    pairs |= {(str(i), str(w)) for i, w in problem.safety_stock.index}  # its shortfall is costed even if idle
+    # a safety-stock target's shortfall is costed even where nothing else happens
+    pairs |= {(str(i), str(w)) for i, w in problem.safety_stock.index if in_scope(i)}
     stock_cells = [(i, w, t) for i, w in sorted(pairs) for t in range(periods)]
 
     cumulative_demand: dict[StockCell, float] = {}

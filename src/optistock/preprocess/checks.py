@@ -119,8 +119,8 @@ def check_feature_rules(tables: dict[str, RawTable]) -> None:
                 f"age {int(inventory.frame['age'].iloc[position])} is not below the SKU's shelf life "
                 f"{int(life.iloc[position])}: that stock has expired (leave it out)",
             )
-    demand = tables["demand"]
-    if "channel" in demand.frame.columns:
+    demand = tables.get("demand")  # absent when demand is forecast from the sales history
+    if demand is not None and "channel" in demand.frame.columns:
         blank = (demand.frame["channel"] == "").to_numpy()
         if blank.any():
             raise demand.locate(int(np.flatnonzero(blank)[0]), "channel", "empty identifier")
