@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pyomo.environ as pyo
 
-from optistock.backend.sets import ModelSets, StockCell
+from optistock.backend.sets import ModelSets, StockCell, network_units
 from optistock.preprocess.data import ProblemData
 
 EXTENSION_VARIABLES = ("waste", "expiring", "channel_backorder", "channel_in_stock")
@@ -57,18 +57,6 @@ def define_extension_variables(model: pyo.ConcreteModel, problem: ProblemData, s
         model.channel_in_stock = pyo.Var(model.CHANNEL_SPLIT_CELLS, domain=pyo.Binary)
 
 
-def _network_units(sets: ModelSets) -> dict[str, float]:
-    """Units of each SKU that can ever be in the network (stock, open orders, every line's bound)."""
-    total: dict[str, float] = defaultdict(float)
-    for (sku, _), quantity in sets.on_hand.items():
-        total[sku] += quantity
-    for (sku, _, _), quantity in sets.receipts.items():
-        total[sku] += quantity
-    for line in sets.lines.values():
-        total[line.sku] += line.max_quantity
-    return total
-
-
 def define_shelf_life_constraints(model: pyo.ConcreteModel, problem: ProblemData, sets: ModelSets) -> None:
     """shelf_life: end stock is only units young enough to be used next period; what is older expires.
 
@@ -85,7 +73,7 @@ def define_shelf_life_constraints(model: pyo.ConcreteModel, problem: ProblemData
     arriving: dict[StockCell, list[tuple]] = defaultdict(list)
     for key, line in sets.lines.items():
         arriving[(line.sku, line.warehouse, line.arrival_period)].append(key)
-    bound = _network_units(sets)
+    bound = network_units(sets)
 
     def window(m: pyo.ConcreteModel, i: str, w: str, t: int) -> pyo.Expression:
         first = t - sets.shelf_life[i] + 2
@@ -141,7 +129,7 @@ def define_channel_backorder_constraints(
         return m.channel_backorder[i, w, c, t] <= previous + demand
 
     model.channel_backorder_carry = pyo.Constraint(model.CHANNEL_CELLS, rule=carry)
-    bound = _network_units(sets)
+    bound = network_units(sets)
     model.channel_backorder_no_rationing = pyo.Constraint(
         model.CHANNEL_SPLIT_CELLS,
         rule=lambda m, i, w, t: (

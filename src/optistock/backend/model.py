@@ -15,7 +15,7 @@ from typing import cast
 import pyomo.environ as pyo
 
 from optistock.backend import extensions
-from optistock.backend.sets import Line, ModelSets, build_sets
+from optistock.backend.sets import Line, ModelSets, build_sets, network_units
 from optistock.preprocess.data import ProblemData
 
 logger = logging.getLogger(__name__)
@@ -374,14 +374,8 @@ def define_safety_stock_constraints(model: pyo.ConcreteModel, problem: ProblemDa
 
 
 def _shipping_bound(problem: ProblemData, sets: ModelSets) -> dict[str, float]:
-    """Units of a SKU that can ever be in the network: stock, open orders and every line's bound."""
-    total: dict[str, float] = defaultdict(float)
-    for (sku, _), quantity in sets.on_hand.items():
-        total[sku] += quantity
-    for (sku, _, _), quantity in sets.receipts.items():
-        total[sku] += quantity
-    for line in sets.lines.values():
-        total[line.sku] += line.max_quantity
+    """Units of a SKU that can ever be in the network (at least 1), from :func:`network_units`."""
+    total = network_units(sets)
     return {str(sku): max(total.get(str(sku), 0.0), 1.0) for sku in problem.skus.index}
 
 

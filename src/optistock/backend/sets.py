@@ -7,6 +7,7 @@ another modelling backend could reuse them.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import SupportsFloat, SupportsInt, cast
@@ -438,6 +439,19 @@ def _share_rules(
         own = [key for key in counted if key[0] == rule.supplier]
         rules.append(ShareRuleData(rule, own, counted))
     return rules
+
+
+def network_units(sets: ModelSets) -> dict[str, float]:
+    """Units of each SKU that can ever be in the network: stock on hand, open orders and every order
+    line's quantity bound (a bound on stock, backorder and transfers alike)."""
+    total: dict[str, float] = defaultdict(float)
+    for (sku, _), quantity in sets.on_hand.items():
+        total[sku] += quantity
+    for (sku, _, _), quantity in sets.receipts.items():
+        total[sku] += quantity
+    for line in sets.lines.values():
+        total[line.sku] += line.max_quantity
+    return total
 
 
 def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEvaluation) -> ModelSets:
