@@ -108,6 +108,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
     skus, warehouses, periods = problem.skus.index, problem.warehouses.index, problem.periods
     n_sku, n_wh = len(skus), len(warehouses)
     inventory = evaluation.inventory.sort_values(["sku", "warehouse", "period"]).reset_index(drop=True)
+    inventory["safety_shortfall"] = safety_shortfall(problem, inventory, units=True)
     shape = (n_sku, n_wh, periods)
 
     def cube(column: str) -> np.ndarray:
@@ -193,6 +194,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
         )
     excess_units = np.maximum(end_stock - settings.excess_cover_periods * mean_demand[:, :, None], 0.0)
     stock_out = backorder > EPS
+    shortfall = cube("safety_shortfall")
 
     cells = inventory[["sku", "warehouse", "period"]].copy()
     index = (
@@ -214,7 +216,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
     cells["excess_value"] = cells["excess_units"] * cells["unit_cost"]
     target = pd.MultiIndex.from_frame(cells[["sku", "warehouse"]]).map(problem.safety_stock.to_dict())
     cells["safety_stock"] = pd.Series(target, index=cells.index).astype(float).fillna(0.0)
-    cells["safety_shortfall"] = safety_shortfall(problem, inventory, units=True).to_numpy()
+    cells["safety_shortfall"] = shortfall[index]
     cells = cells[(cells.drop(columns=["sku", "warehouse", "period", "unit_cost"]) != 0).any(axis=1)]
     cells = cells.reset_index(drop=True)
 
@@ -229,14 +231,21 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
     by_period["cost_of_goods_sold"] = cogs.sum(axis=0)
     by_period["waste_value"] = waste_value.sum(axis=0)
     by_period["excess_value"] = (excess_units * unit_cost[:, None, :]).sum(axis=(0, 1))
-    by_period["safety_shortfall"] = (
-        by_period["period"].map(cells.groupby("period")["safety_shortfall"].sum()).fillna(0.0)
-    )
+    by_period["safety_shortfall"] = shortfall.sum(axis=(0, 1))
     by_period["spend"] = (
         by_period["period"].map(orders.groupby("order_period")["line_value"].sum()).fillna(0.0)
     )
 
-    summary = _summary_rows(problem, cells, stock_value, cell_cogs, demand, stock_out, periods, days)
+    per_cell = {
+        "demand": demand,
+        "served_on_time": served_on_time,
+        "stock_out": stock_out,
+        "stock_value": stock_value,
+        "cost_of_goods_sold": cell_cogs,
+        "excess_value": excess_units * unit_cost[:, None, :],
+        "safety_shortfall": shortfall,
+    }
+    summary = _summary_rows(problem, per_cell, periods, days)
     total_row = summary[summary["level"] == "total"].iloc[0]
     capital = float((by_period["stock_value"] + by_period["in_transit_value"]).mean()) if periods else 0.0
     total_cogs = float(cogs.sum())
@@ -256,7 +265,7 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
         "service_target": _none_if_nan(total_row["service_target"]),
         "stockout_periods": int(stock_out.sum()),
         "average_excess_value": float(by_period["excess_value"].mean()) if periods else 0.0,
-        "safety_shortfall_unit_periods": float(cells["safety_shortfall"].sum()),
+        "safety_shortfall_unit_periods": float(shortfall.sum()),
         "spend_by_supplier": dict(
             zip(supplier_spend["supplier"].astype(str), supplier_spend["spend"].astype(float), strict=True)
         ),
@@ -265,33 +274,22 @@ def compute_kpis(problem: ProblemData, evaluation: PlanEvaluation) -> KpiTables:
 
 
 def _summary_rows(
-    problem: ProblemData,
-    cells: pd.DataFrame,
-    stock_value: np.ndarray,
-    cell_cogs: np.ndarray,
-    demand: np.ndarray,
-    stock_out: np.ndarray,
-    periods: int,
-    days: float,
+    problem: ProblemData, per_cell: dict[str, np.ndarray], periods: int, days: float
 ) -> pd.DataFrame:
+    """``kpi_summary.csv`` from the (SKU × warehouse × period) arrays ``per_cell``."""
     skus, warehouses = problem.skus.index, problem.warehouses.index
     grid = pd.MultiIndex.from_product([skus, warehouses], names=["sku", "warehouse"]).to_frame(index=False)
+    demand, stock_out = per_cell["demand"], per_cell["stock_out"]
     grid["demand"] = demand.sum(axis=2).ravel()
-    on_time = cells.groupby(["sku", "warehouse"])["served_on_time"].sum()
-    grid["served_on_time"] = pd.MultiIndex.from_frame(grid[["sku", "warehouse"]]).map(on_time.to_dict())
-    grid["served_on_time"] = grid["served_on_time"].astype(float).fillna(0.0)
+    grid["served_on_time"] = per_cell["served_on_time"].sum(axis=2).ravel()
     grid["demand_periods"] = (demand > EPS).sum(axis=2).ravel()
     grid["stockout_periods"] = stock_out.sum(axis=2).ravel()
     grid["periods_met"] = ((demand > EPS) & ~stock_out).sum(axis=2).ravel()
-    grid["stock_value_sum"] = stock_value.sum(axis=2).ravel()
-    grid["cost_of_goods_sold"] = cell_cogs.sum(axis=2).ravel()
-    excess = cells.groupby(["sku", "warehouse"])["excess_value"].sum()
-    shortfall = cells.groupby(["sku", "warehouse"])["safety_shortfall"].sum()
+    grid["stock_value_sum"] = per_cell["stock_value"].sum(axis=2).ravel()
+    grid["cost_of_goods_sold"] = per_cell["cost_of_goods_sold"].sum(axis=2).ravel()
+    grid["excess_value_sum"] = per_cell["excess_value"].sum(axis=2).ravel()
+    grid["safety_shortfall_unit_periods"] = per_cell["safety_shortfall"].sum(axis=2).ravel()
     key = pd.MultiIndex.from_frame(grid[["sku", "warehouse"]])
-    grid["excess_value_sum"] = pd.Series(key.map(excess.to_dict())).astype(float).fillna(0.0).to_numpy()
-    grid["safety_shortfall_unit_periods"] = (
-        pd.Series(key.map(shortfall.to_dict())).astype(float).fillna(0.0).to_numpy()
-    )
     policy = problem.stock_policy
     if len(policy):
         primary = policy[policy["primary"]].set_index(["sku", "warehouse"])
