@@ -4,7 +4,8 @@ For every SKU, warehouse and period whose end stock is below the safety stock, t
 in this order, and every one that holds is reported (``reason`` joins them with ``; ``):
 
 - ``lead time``: no order line or transfer can arrive by then (period < the earliest arrival over the
-  offers that reach the warehouse and its inbound transfer links);
+  offers that reach the warehouse and are not switched off, and its inbound transfer links unless the
+  SKU is perishable);
 - ``storage capacity``: the warehouse is full — less than one unit of the SKU's volume is free;
 - ``budget``: every order period whose lines could arrive in time has less budget left than one unit of
   the cheapest offer costs;
@@ -50,12 +51,16 @@ def shortfall_table(problem: ProblemData, evaluation: PlanEvaluation) -> pd.Data
     period = rows["period"].to_numpy(dtype=np.int64)
     cell = pd.MultiIndex.from_frame(rows[["sku", "warehouse"]])
 
-    options = replenishment_options(problem.offers, problem.lanes)
+    switched_off = {
+        (str(s), str(i)) for s, i in problem.offers.index if problem.sourcing.is_off(str(s), str(i))
+    }
+    options = replenishment_options(problem.offers, problem.lanes, switched_off=switched_off)
     by_offer = options.groupby(["sku", "warehouse"])["lead_time"].min()
     by_transfer = problem.transfer_links["lead_time"].groupby(level="to_warehouse").min()
+    transferable = ~rows["sku"].isin(list(problem.shelf_life)).to_numpy()  # perishables never move
     first = np.fmin(
         np.asarray(cell.map(by_offer.to_dict()), dtype=float),
-        rows["warehouse"].map(by_transfer).to_numpy(dtype=float),
+        np.where(transferable, rows["warehouse"].map(by_transfer).to_numpy(dtype=float), np.nan),
     )
     lead_time = period < np.nan_to_num(first, nan=np.inf)
 
