@@ -19,6 +19,7 @@ from test_forecast import set_scenario_keys
 
 from optistock.cli import main
 from optistock.preprocess.data import load_problem
+from optistock.preprocess.history import RECEIPT_COLUMNS
 from optistock.suppliers import lead_time_statistics, supplier_scorecard
 
 START = dt.date(2027, 1, 4)
@@ -44,16 +45,7 @@ RECEIPTS = [
     ("S1", "B", "W1", -4, -2, None, 40, 0),  # never delivered: late, no lead time
     ("S2", "A", "W1", -9, -7, -8, 80, 80),  # early: on time, lead time 1, delay -1
 ]
-COLUMNS = [
-    "supplier",
-    "sku",
-    "warehouse",
-    "order_period",
-    "promised_period",
-    "received_period",
-    "quantity_ordered",
-    "quantity_received",
-]
+COLUMNS = RECEIPT_COLUMNS
 
 
 def receipts_in_periods() -> pd.DataFrame:
