@@ -47,7 +47,8 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     if verbose < 2:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "distributed"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -59,6 +60,23 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--mip-gap", type=float, help="Relative MIP gap to stop at (overrides solver.mip_gap).")
 @click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
 @click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "milp", "decompose", "monolithic"]),
+    help="How to solve (overrides solver.method; see the README's performance section).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    help="Sub-problems solved at once by fix-and-optimize on a local Dask cluster "
+    "(overrides solver.workers).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler (tcp://host:8786) whose workers solve the sub-problems "
+    "(overrides solver.scheduler).",
+)
 @click.option(
     "--record",
     is_flag=True,
@@ -80,6 +98,9 @@ def run(
     mip_gap: float | None,
     threads: int | None,
     seed: int | None,
+    method: str | None,
+    workers: int | None,
+    scheduler: str | None,
     record: bool,
     db: str | None,
     no_firm_orders: bool,
@@ -115,6 +136,9 @@ def run(
             mip_gap=mip_gap,
             threads=threads,
             seed=seed,
+            method=method,
+            workers=workers,
+            scheduler=scheduler,
         )
     summary = result.summary
     gap = summary["gap"]

@@ -52,6 +52,9 @@ class RunResult:
     model_size: dict[str, int]
     method: str = "milp"
     history: list[dict[str, float]] = field(default_factory=list)
+    subproblems: dict[str, float] = field(default_factory=dict)
+    """Fix-and-optimize group sub-problems: how many, and their build and solve seconds summed over
+    the workers (``backend/decompose.py``)."""
     summary: dict[str, Any] = field(default_factory=dict)
     commitments: Commitments | None = None
     """Firm purchase orders from the store that this run took as given (``None``: no store used)."""
@@ -94,6 +97,7 @@ def solve_problem(
         outcome.model_size,
         method=outcome.method,
         history=outcome.history,
+        subproblems=outcome.subproblems,
     )
 
 
@@ -120,9 +124,13 @@ def build_summary(run: RunResult, settings: SolverSettings, input_hash: str | No
             "mip_gap": settings.mip_gap,
             "threads": settings.threads,
             "seed": settings.seed,
+            "method": settings.method,
+            "workers": settings.workers if settings.workers is not None else settings.threads,
+            "scheduler": settings.scheduler,
         },
         "model": run.model_size,
         "method": run.method,
+        "subproblems": run.subproblems,
         "incumbent_history": run.history,
         "plan": {
             "order_lines": len(evaluation.orders),

@@ -28,9 +28,10 @@ import pandas as pd
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 
+from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
 from optistock.backend.heuristics import repair_plan, round_lp_quantities, round_lp_transfers, start_values
 from optistock.backend.model import build_model
-from optistock.backend.sets import ModelSets, PurchaseOrder, build_sets, restrict_to_residual
+from optistock.backend.sets import ModelSets, PurchaseOrder, build_sets
 from optistock.backend.solve import (
     HighsSession,
     Relaxation,
@@ -55,7 +56,9 @@ IMPROVEMENT_SHARE = 0.6
 MAX_STOCK_SIGN_ROUNDS = 5
 SLOPE_SCALING_ROUNDS = 12
 SLOPE_SCALING_RESERVE = 0.5
-"""Slope scaling stops once less than this share of the time limit is left."""
+"""Slope scaling stops once less than this share of the time limit is left ..."""
+SLOPE_SCALING_RESERVE_DECOMPOSE = 0.8
+"""... or this share, when fix-and-optimize comes next and needs the time."""
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Outcome:
     method: str
     history: list[dict[str, float]] = field(default_factory=list)
     """(seconds, cost) each time the incumbent improved."""
+    subproblems: dict[str, float] = field(default_factory=dict)
 
 
 def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
@@ -97,6 +101,10 @@ class Optimiser:
         self.timings = {"build": 0.0, "solve": 0.0}
         self.history: list[dict[str, float]] = []
         self.incumbent: PlanEvaluation | None = None
+        self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
+        self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
+        """Group sub-problems solved by fix-and-optimize, and their build and solve seconds summed
+        over the workers that solved them."""
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -121,6 +129,8 @@ class Optimiser:
         return model, session
 
     def run(self) -> Outcome:
+        if self.settings.method == "monolithic":
+            return self._run_monolithic()
         started = time.perf_counter()
         sets = build_sets(self.problem)
         self.timings["build"] += time.perf_counter() - started
@@ -141,6 +151,10 @@ class Optimiser:
         )
         if relaxation.infeasible:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
+        decompose = self.settings.method == "decompose" or (
+            self.settings.method == "auto" and size["integer_variables"] > DIRECT_INTEGER_LIMIT
+        )
+        self._slope_scaling_reserve = SLOPE_SCALING_RESERVE_DECOMPOSE if decompose else SLOPE_SCALING_RESERVE
         lp_bound = relaxation.objective
         if lp_bound is not None:
             logger.info("LP relaxation bound %.2f", lp_bound)
@@ -160,7 +174,7 @@ class Optimiser:
             )
 
         method = "milp"
-        if size["integer_variables"] > DIRECT_INTEGER_LIMIT and self.incumbent is not None:
+        if decompose and self.incumbent is not None:
             method = "fix-and-optimize + milp"
             self._improve_by_sku_groups(lp_bound)
         result = self._solve_full(model, session, sets)
@@ -174,6 +188,17 @@ class Optimiser:
         # models rebuilt while solving (sub-problems, stock-sign rounds) count as build time, not solve time
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
+        return self._finish(result, lp_bound, solve_started, size, method)
+
+    def _finish(
+        self,
+        result: SolveResult,
+        lp_bound: float | None,
+        solve_started: float,
+        size: dict[str, int],
+        method: str,
+    ) -> Outcome:
+        """The outcome: the incumbent, its gap to the best proven bound (LP or MILP) and its status."""
         if self.incumbent is None:
             raise NoSolutionError(
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "
@@ -202,7 +227,26 @@ class Optimiser:
             solver_version=result.solver_version,
             seconds=time.perf_counter() - solve_started,
         )
-        return Outcome(self.incumbent, final, self.timings, size, method, self.history)
+        return Outcome(self.incumbent, final, self.timings, size, method, self.history, self.subproblems)
+
+    def _run_monolithic(self) -> Outcome:
+        """The whole model, with every stock-sign binary, handed to the solver as it is: no LP start,
+        no rounding, no decomposition. Its plan is re-simulated and checked like any other."""
+        started = time.perf_counter()
+        sets = build_sets(self.problem, all_stock_sign_cells=True)
+        self.timings["build"] += time.perf_counter() - started
+        model, session = self._build(sets)
+        size = model_size(model)
+        solve_started = time.perf_counter()
+        if size["variables"] == 0:
+            return self._nothing_to_decide(size)
+        result = session.solve(self.settings, time_limit=max(self.remaining(), 1.0))
+        if result.status is SolveStatus.INFEASIBLE:
+            raise InfeasibleError(diagnose_infeasibility(self.problem))
+        if result.objective is not None:
+            self._offer(evaluate_plan(self.problem, *extract_plan(model)))
+        self.timings["solve"] = time.perf_counter() - solve_started
+        return self._finish(result, None, solve_started, size, "monolithic")
 
     def _offer_rounded(self, sets: ModelSets, relaxation: Relaxation) -> None:
         """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
@@ -234,7 +278,7 @@ class Optimiser:
         """
         rounds_done = 0
         for _ in range(SLOPE_SCALING_ROUNDS):
-            if self.remaining() < SLOPE_SCALING_RESERVE * self.settings.time_limit:
+            if self.remaining() < self._slope_scaling_reserve * self.settings.time_limit:
                 break
             ordered: dict[PurchaseOrder, float] = defaultdict(float)
             for key, value in relaxation.values.items():
@@ -272,7 +316,7 @@ class Optimiser:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
         cost = self.incumbent.total_cost
         result = SolveResult(SolveStatus.OPTIMAL, "nothing to decide", cost, cost, "highs", "", 0.0)
-        return Outcome(self.incumbent, result, self.timings, size, "none", self.history)
+        return Outcome(self.incumbent, result, self.timings, size, "none", self.history, self.subproblems)
 
     def _solve_full(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> SolveResult:
         """The full MILP from the incumbent, adding stock-sign binaries where a plan overdraws stock."""
@@ -312,69 +356,86 @@ class Optimiser:
         return result
 
     def _improve_by_sku_groups(self, lp_bound: float | None) -> None:
-        """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent."""
+        """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
+
+        Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
+        each result is merged into the incumbent and kept only if the merged plan is valid and cheaper.
+        """
         assert self.incumbent is not None
         stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit
         skus = _sku_order(self.problem)
-        sub_settings = self.settings.model_copy(update={"mip_gap": min(self.settings.mip_gap / 4, 1e-3)})
-        for cycle in range(20):
-            improved = False
-            offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
-            rotated = skus[offset:] + skus[:offset]
-            groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
-            for group in groups:
-                if time.perf_counter() >= stop_at:
-                    return
-                gap = relative_gap(self.incumbent.total_cost, lp_bound)
-                if gap is not None and gap <= self.settings.mip_gap:
-                    return
-                improved |= self._solve_group(group, sub_settings, stop_at)
-            logger.info(
-                "fix-and-optimize cycle %d: cost %.2f%s",
-                cycle,
-                self.incumbent.total_cost,
-                "" if improved else " (no improvement)",
+        with group_runner(self.problem, self.settings) as runner:
+            sub_settings = self.settings.model_copy(
+                update={
+                    "mip_gap": min(self.settings.mip_gap / 4, 1e-3),
+                    "threads": 1 if runner.slots > 1 else self.settings.threads,
+                }
             )
-            if not improved:
-                return
+            for cycle in range(20):
+                improved = False
+                offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
+                rotated = skus[offset:] + skus[:offset]
+                groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
+                for first in range(0, len(groups), runner.slots):
+                    if time.perf_counter() >= stop_at:
+                        return
+                    gap = relative_gap(self.incumbent.total_cost, lp_bound)
+                    if gap is not None and gap <= self.settings.mip_gap:
+                        return
+                    batch = groups[first : first + runner.slots]
+                    improved |= self._solve_groups(runner, batch, sub_settings, stop_at)
+                logger.info(
+                    "fix-and-optimize cycle %d: cost %.2f%s",
+                    cycle,
+                    self.incumbent.total_cost,
+                    "" if improved else " (no improvement)",
+                )
+                if not improved:
+                    return
 
-    def _solve_group(self, group: list[str], settings: SolverSettings, stop_at: float) -> bool:
+    def _solve_groups(
+        self, runner: GroupRunner, batch: list[list[str]], settings: SolverSettings, stop_at: float
+    ) -> bool:
+        """Solve the groups of ``batch`` side by side against the incumbent, then merge their plans
+        into it one at a time (the repair step); whether any was kept."""
         assert self.incumbent is not None
         incumbent = self.incumbent
-        members = set(group)
-        started = time.perf_counter()
-        others = evaluate_plan(
-            self.problem,
-            incumbent.orders[~incumbent.orders["sku"].isin(members)],
-            incumbent.transfers[~incumbent.transfers["sku"].isin(members)],
-        )
-        sets = restrict_to_residual(
-            build_sets(self.problem, skus=members, all_stock_sign_cells=True), self.problem, others
-        )
-        self.timings["build"] += time.perf_counter() - started
-        if not sets.lines and not sets.transfer_arcs:
-            return False
-        model, session = self._build(sets)
-        session.set_start(
-            start_values(
-                model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory, incumbent.channels
-            )
-        )
         limit = min(SUBPROBLEM_TIME_LIMIT, stop_at - time.perf_counter())
         if limit <= 0.2:
             return False
-        result = session.solve(settings, time_limit=limit)
-        if result.objective is None:
+        share = 1.0 / len(batch)
+        tasks: list[GroupTask] = []
+        started = time.perf_counter()
+        for group in batch:
+            members = set(group)
+            sets = group_sets(self.problem, incumbent, members, share)
+            if not sets.lines and not sets.transfer_arcs:
+                continue
+            start = plan_of(incumbent, members)
+            tasks.append(GroupTask(tuple(group), sets, start, settings, limit))
+        self.timings["build"] += time.perf_counter() - started
+        if not tasks:
             return False
-        orders, transfers = extract_plan(model)
-        keep_orders = incumbent.orders[~incumbent.orders["sku"].isin(members)]
-        keep_transfers = incumbent.transfers[~incumbent.transfers["sku"].isin(members)]
-        candidate = evaluate_plan(
-            self.problem,
-            pd.concat([keep_orders[orders.columns], orders], ignore_index=True),
-            pd.concat([keep_transfers[transfers.columns], transfers], ignore_index=True),
-        )
-        return self._offer(candidate)
+        improved = False
+        for outcome in runner.solve(tasks):
+            self.subproblems["count"] += 1
+            self.subproblems["build_s"] += outcome.build_seconds
+            self.subproblems["solve_s"] += outcome.solve_seconds
+            if runner.slots == 1:
+                self.timings["build"] += outcome.build_seconds
+            if outcome.orders is None or outcome.transfers is None:
+                continue
+            current = self.incumbent
+            members = set(outcome.members)
+            keep_orders = current.orders[~current.orders["sku"].isin(members)]
+            keep_transfers = current.transfers[~current.transfers["sku"].isin(members)]
+            candidate = evaluate_plan(
+                self.problem,
+                pd.concat([keep_orders[outcome.orders.columns], outcome.orders], ignore_index=True),
+                pd.concat([keep_transfers[outcome.transfers.columns], outcome.transfers], ignore_index=True),
+            )
+            improved |= self._offer(candidate)
+        return improved
 
 
 def _sku_order(problem: ProblemData) -> list[str]:

@@ -52,6 +52,18 @@ class SolverSettings(StrictModel):
     """Solver threads."""
     seed: int = Field(default=0, ge=0)
     """Random seed of the solver; same inputs, settings and seed give the same plan."""
+    method: Literal["auto", "milp", "decompose", "monolithic"] = "auto"
+    """How the model is solved. ``milp``: the full MILP from a rounded-LP start. ``decompose``:
+    fix-and-optimize over SKU groups (sub-problems on Dask workers), then the full MILP for the time
+    left. ``auto``: ``decompose`` for models with more than 3,000 integer variables, else ``milp``.
+    ``monolithic``: the whole model handed to the solver as it is, with no start plan and no
+    decomposition (the benchmark's baseline)."""
+    workers: int | None = Field(default=None, ge=1)
+    """Sub-problems solved at once by ``decompose`` on a local Dask cluster of this many single-threaded
+    worker processes (default: ``threads``; 1 solves them in this process)."""
+    scheduler: str | None = None
+    """Address of a running Dask scheduler (``tcp://host:8786``) whose workers solve the sub-problems
+    instead of a local cluster."""
 
 
 DEFAULT_ABC: dict[Literal["A", "B", "C"], float] = {"A": 0.80, "B": 0.15, "C": 0.05}

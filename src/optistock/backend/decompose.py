@@ -1,0 +1,232 @@
+"""Fix-and-optimize over SKU groups, with the group sub-problems solved in parallel on Dask workers.
+
+SKUs interact only through purchase orders (fixed cost, minimum order value), supplier capacity,
+budget and storage. A *group sub-problem* is the exact model of a few SKUs with the rest of the
+incumbent plan fixed (:func:`group_sets`): what the other SKUs use is taken off the shared limits,
+and purchase orders they already place are paid for.
+
+Several groups are solved at once, all against the same incumbent. So that their new plans fit
+together, each group of a batch of k gets its own current use of every shared limit plus 1/k of the
+limit's slack (*slack splitting*): any combination of the groups' plans then respects supplier
+capacity, budget and storage. What slack splitting cannot share out — a minimum order value that two
+groups both stop contributing to, a sourcing share — is caught by the *repair step*: each group's plan
+is merged into the incumbent one at a time, re-simulated by :func:`evaluate_plan`, and kept only if
+the merged plan is valid and cheaper. The incumbent is therefore always a valid plan.
+
+Where the sub-problems run is a :class:`GroupRunner`: in this process, one after the other
+(:class:`InProcessRunner`), or on the workers of a Dask cluster (:class:`DaskRunner`) — a local cluster
+of one single-threaded worker process per solver thread by default, or the cluster of a running
+scheduler (``solver.scheduler`` / ``optistock run --scheduler ADDRESS``). Each worker solves with one
+HiGHS thread; the problem data is sent to every worker once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+
+from optistock.backend.heuristics import start_values
+from optistock.backend.model import build_model
+from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
+from optistock.backend.solve import HighsSession
+from optistock.errors import InputError
+from optistock.postprocess.extract import extract_plan
+from optistock.postprocess.simulate import PlanEvaluation
+from optistock.preprocess.data import ProblemData
+from optistock.preprocess.scenario import SolverSettings
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_TIMEOUT = "10s"
+"""How long to wait for the Dask scheduler given by ``solver.scheduler`` to answer."""
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """Everything a worker needs to solve one group sub-problem (the problem data is sent apart)."""
+
+    members: tuple[str, ...]
+    sets: ModelSets
+    start: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]
+    """The incumbent's orders, transfers, inventory and channels of the group's SKUs (the MIP start)."""
+    settings: SolverSettings
+    time_limit: float
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    members: tuple[str, ...]
+    orders: pd.DataFrame | None
+    """The sub-problem's best plan for the group's SKUs; ``None`` when the solver found none."""
+    transfers: pd.DataFrame | None
+    build_seconds: float
+    solve_seconds: float
+
+
+def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
+    """Build and solve one group sub-problem (runs on a worker); its plan for the group's SKUs."""
+    started = time.perf_counter()
+    model = build_model(problem, task.sets)
+    session = HighsSession(model)
+    session.set_start(start_values(model, task.sets, *task.start))
+    built = time.perf_counter()
+    result = session.solve(task.settings, time_limit=task.time_limit)
+    solved = time.perf_counter()
+    if result.objective is None:
+        return GroupResult(task.members, None, None, built - started, solved - built)
+    orders, transfers = extract_plan(model)
+    return GroupResult(task.members, orders, transfers, built - started, solved - built)
+
+
+def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:
+    """The incumbent restricted to the SKUs outside ``members``.
+
+    SKUs are simulated independently of each other, so the rows of the other SKUs are exactly what
+    re-simulating their plan alone would give; the shared limits are not checked here.
+    """
+    return PlanEvaluation(
+        orders=incumbent.orders[~incumbent.orders["sku"].isin(members)],
+        purchase_orders=incumbent.purchase_orders.iloc[0:0],
+        transfers=incumbent.transfers[~incumbent.transfers["sku"].isin(members)],
+        inventory=incumbent.inventory[~incumbent.inventory["sku"].isin(members)],
+        costs={},
+    )
+
+
+def group_sets(
+    problem: ProblemData, incumbent: PlanEvaluation, members: set[str], slack_share: float = 1.0
+) -> ModelSets:
+    """The sets of the sub-problem of ``members`` with the rest of ``incumbent`` fixed.
+
+    With ``slack_share`` s < 1 each shared limit (supplier capacity, budget, storage) is cut to the
+    group's own current use plus s times the slack the incumbent leaves, so that groups solved side by
+    side with shares adding up to at most 1 cannot together exceed the limit.
+    """
+    sets = build_sets(problem, skus=members, all_stock_sign_cells=True)
+    sets = restrict_to_residual(sets, problem, plan_without(incumbent, members))
+    if slack_share >= 1.0:
+        return sets
+    own_orders = incumbent.orders[incumbent.orders["sku"].isin(members)]
+    own_inventory = incumbent.inventory[incumbent.inventory["sku"].isin(members)]
+    units = own_orders.groupby(["supplier", "order_period"])["quantity"].sum()
+    spend = own_orders.groupby("order_period")["line_value"].sum()
+    volume = (
+        (own_inventory["end_stock"] * own_inventory["sku"].map(problem.skus["unit_volume"]))
+        .groupby([own_inventory["warehouse"], own_inventory["period"]])
+        .sum()
+    )
+    _share_slack(sets.supplier_capacity, units, slack_share)
+    _share_slack(sets.budget, spend, slack_share)
+    _share_slack(sets.storage_capacity, volume, slack_share)
+    return sets
+
+
+def _share_slack(limits: dict[Any, float], used: pd.Series, share: float) -> None:
+    """Cut each residual limit to the group's own use plus ``share`` of the slack above it."""
+    for key, residual in limits.items():
+        own = float(used.get(key, 0.0))
+        if residual > own:
+            limits[key] = own + share * (residual - own)
+
+
+class GroupRunner(Protocol):
+    """Solves a batch of group sub-problems; results in the order of the tasks."""
+
+    slots: int
+    """How many sub-problems it solves at the same time."""
+
+    def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]: ...
+
+
+class InProcessRunner:
+    """Solves the sub-problems in this process, one after the other."""
+
+    slots = 1
+
+    def __init__(self, problem: ProblemData) -> None:
+        self.problem = problem
+
+    def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
+        return [solve_group(self.problem, task) for task in tasks]
+
+
+class DaskRunner:
+    """Solves the sub-problems on the workers of a Dask cluster, as many at once as it has threads."""
+
+    def __init__(self, client: Any, problem: ProblemData) -> None:
+        self.client = client
+        self.slots = max(sum(client.nthreads().values()), 1)
+        self.problem = client.scatter(problem, broadcast=True)
+
+    def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
+        futures = [self.client.submit(solve_group, self.problem, task, pure=False) for task in tasks]
+        results: list[GroupResult] = self.client.gather(futures)
+        return results
+
+
+@contextmanager
+def group_runner(problem: ProblemData, settings: SolverSettings) -> Iterator[GroupRunner]:
+    """The runner ``settings`` ask for: the Dask cluster at ``settings.scheduler``; else a local Dask
+    cluster of ``settings.workers`` (default: ``settings.threads``) single-threaded worker processes;
+    with one worker, this process."""
+    workers = settings.workers if settings.workers is not None else settings.threads
+    if settings.scheduler is None and workers <= 1:
+        yield InProcessRunner(problem)
+        return
+    from dask.distributed import Client, LocalCluster
+
+    # importing distributed sets its own loggers to INFO; keep them quiet unless debugging
+    logging.getLogger("distributed").setLevel(
+        logging.INFO if logger.isEnabledFor(logging.DEBUG) else logging.WARNING
+    )
+    started = time.perf_counter()
+    if settings.scheduler is not None:
+        try:
+            client = Client(settings.scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {settings.scheduler} within {SCHEDULER_TIMEOUT}: {exc}",
+                field="solver.scheduler",
+            ) from exc
+        cluster = None
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
+        client = Client(cluster)
+    try:
+        runner = DaskRunner(client, problem)
+        logger.info(
+            "Dask %s: %d worker thread(s), ready in %.1f s",
+            settings.scheduler or "local cluster",
+            runner.slots,
+            time.perf_counter() - started,
+        )
+        yield runner
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def plan_of(
+    incumbent: PlanEvaluation, members: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The incumbent's orders, transfers, inventory and channels of the SKUs in ``members``."""
+    channels = incumbent.channels
+    return (
+        incumbent.orders[incumbent.orders["sku"].isin(members)],
+        incumbent.transfers[incumbent.transfers["sku"].isin(members)],
+        incumbent.inventory[incumbent.inventory["sku"].isin(members)],
+        None if channels is None else channels[channels["sku"].isin(members)],
+    )

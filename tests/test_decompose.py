@@ -1,0 +1,166 @@
+"""Fix-and-optimize over SKU groups on Dask workers, and the monolithic baseline (``solver.method``).
+
+- Slack splitting: groups solved side by side get limits that add up to at most the real limit.
+- Every decomposed plan, in this process, on a local Dask cluster or on a cluster given by its
+  scheduler address, is valid under the independent checker, costs at least the proven optimum, and
+  reports a bound no higher than that optimum.
+- The monolithic formulation and the engine's own strategy reach the same proven optimum.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import write_scenario
+from hypothesis import HealthCheck, given, settings
+from independent_check import check_run
+from planning import solve
+from test_properties import instances
+
+from optistock.backend.decompose import group_sets, plan_without
+from optistock.backend.sets import build_sets
+from optistock.backend.strategy import Optimiser
+from optistock.cli import main
+from optistock.pipeline import run_scenario
+from optistock.postprocess.simulate import evaluate_plan
+from optistock.preprocess.data import load_problem
+from optistock.synthetic import InstanceSize, generate_instance
+
+SIZE = InstanceSize(skus=10, warehouses=2, suppliers=2, periods=5)
+"""Three groups of at most four SKUs; small enough to prove the optimum in seconds."""
+
+
+def _write(folder: Path, seed: int, solver: dict[str, Any]) -> Path:
+    return write_scenario(folder, dict(generate_instance(SIZE, seed)), SIZE.periods, solver)
+
+
+def _optimum(folder: Path, seed: int) -> float:
+    result = run_scenario(_write(folder, seed, {"method": "monolithic", "time_limit": 60}))
+    assert result.solve.status.value == "optimal"
+    return result.objective
+
+
+def _checked(out: Path) -> dict[str, Any]:
+    """The run's summary, after the independent checker found the written plan valid and its cost."""
+    check = check_run(out, SIZE.periods)
+    assert check.violations == [], check.violations
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    assert summary["objective"] == pytest.approx(check.total, rel=1e-9, abs=1e-6)
+    return summary
+
+
+def test_slack_splitting_never_hands_out_more_than_the_limit(tmp_path: Path) -> None:
+    scenario = _write(tmp_path, 3, {})
+    problem = load_problem(scenario)
+    incumbent = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 5})).run()
+    plan = incumbent.evaluation
+    skus = sorted(plan.orders["sku"].unique())
+    assert len(skus) >= 4, "the instance should order several SKUs"
+    groups = [set(skus[: len(skus) // 2]), set(skus[len(skus) // 2 :])]
+    outside = plan_without(plan, groups[0] | groups[1])
+    whole = build_sets(problem)  # the real limits
+    split = [group_sets(problem, plan, group, 0.5) for group in groups]
+    outside_units = outside.orders.groupby(["supplier", "order_period"])["quantity"].sum()
+    outside_spend = outside.orders.groupby("order_period")["line_value"].sum()
+    checked = 0
+    for key, limit in whole.supplier_capacity.items():
+        shares = [sets.supplier_capacity[key] for sets in split if key in sets.supplier_capacity]
+        if len(shares) == 2:
+            assert sum(shares) + float(outside_units.get(key, 0.0)) <= limit + 1e-6
+            checked += 1
+    for period, amount in whole.budget.items():
+        shares = [sets.budget[period] for sets in split if period in sets.budget]
+        if len(shares) == 2:
+            assert sum(shares) + float(outside_spend.get(period, 0.0)) <= amount + 1e-6
+            checked += 1
+    assert checked > 0
+    for sets, group in zip(split, groups, strict=True):
+        own = plan.orders[plan.orders["sku"].isin(group)]
+        for period, spend in own.groupby("order_period")["line_value"].sum().items():
+            if period in sets.budget:
+                assert sets.budget[period] >= spend - 1e-6, "a group keeps room for its own plan"
+
+
+@pytest.mark.parametrize(("seed", "workers"), [(0, 1), (1, 2)])
+def test_decomposed_plan_is_valid_and_its_bound_is_true(tmp_path: Path, seed: int, workers: int) -> None:
+    optimum = _optimum(tmp_path / "reference", seed)
+    scenario = _write(tmp_path / "case", seed, {"method": "decompose", "workers": workers, "time_limit": 30})
+    out = tmp_path / "out"
+    run_scenario(scenario, out)
+    summary = _checked(out)
+    assert summary["method"] == "fix-and-optimize + milp"
+    assert summary["subproblems"]["count"] > 0
+    assert summary["solver"]["workers"] == workers
+    assert summary["objective"] >= optimum - 1e-6 * optimum
+    assert summary["best_bound"] <= optimum + 1e-6 * optimum
+
+
+def test_subproblems_run_on_the_cluster_of_a_given_scheduler(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    scenario = _write(tmp_path, 1, {"time_limit": 30})
+    out = tmp_path / "out"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        result = CliRunner().invoke(
+            main,
+            ["run", str(scenario), "--out", str(out), "--method", "decompose", "--scheduler", address],
+        )
+        assert result.exit_code == 0, result.output
+        assert "solve_group" in cluster.scheduler.task_prefixes
+    summary = _checked(out)
+    assert summary["solver"]["scheduler"] == address
+    assert summary["subproblems"]["count"] > 0
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path) -> None:
+    scenario = _write(tmp_path, 0, {"time_limit": 10})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(scenario),
+            "--out",
+            str(out),
+            "--method",
+            "decompose",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "tcp://127.0.0.1:9" in result.output
+    assert not out.exists()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=instances())
+def test_monolithic_and_engine_reach_the_same_optimum(case: tuple[dict[str, Any], int]) -> None:
+    import tempfile
+
+    tables, periods = case
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, _, _ = solve(Path(tmp) / "engine", tables, periods, {"mip_gap": 0.0, "time_limit": 30})
+        plain, _, _ = solve(
+            Path(tmp) / "plain", tables, periods, {"mip_gap": 0.0, "time_limit": 30, "method": "monolithic"}
+        )
+    assert engine.solve.status.value == plain.solve.status.value == "optimal"
+    assert plain.objective == pytest.approx(engine.objective, rel=1e-6, abs=1e-6)
+    assert plain.method in ("monolithic", "none")  # "none": no order or transfer can be placed
+
+
+def test_monolithic_plan_is_resimulated_not_trusted(tmp_path: Path) -> None:
+    """The monolithic solve reports the cost of its plan re-simulated from the written files."""
+    scenario = _write(tmp_path, 2, {"method": "monolithic", "time_limit": 30})
+    out = tmp_path / "out"
+    result = run_scenario(scenario, out)
+    summary = _checked(out)
+    evaluation = evaluate_plan(result.problem, result.evaluation.orders, result.evaluation.transfers)
+    assert summary["objective"] == pytest.approx(evaluation.total_cost, rel=1e-9)
+    assert summary["solver_objective"] == pytest.approx(summary["objective"], rel=1e-6)
