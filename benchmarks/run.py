@@ -50,6 +50,7 @@ DEFAULT_RESULTS = HERE / "results"
 #: Every field of a result row, in CSV / table order.
 FIELDS: tuple[str, ...] = (
     "size",
+    "approach",
     "skus",
     "warehouses",
     "suppliers",
@@ -102,6 +103,7 @@ NUMERIC_FIELDS: frozenset[str] = frozenset(
 #: Printed table: (header, field, format).
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("size", "size", "s"),
+    ("approach", "approach", "s"),
     ("skus x wh x sup x T", "dims", "s"),
     ("vars", "variables", ",.0f"),
     ("int vars", "integer_variables", ",.0f"),
@@ -133,6 +135,11 @@ class CaseSpec:
     mip_gap: float | None = None
     solver_seed: int | None = None
     instance_seed: int = 0
+    approach: str = "engine"
+    """``engine``: optistock's own strategy (``solver.method: auto``); ``monolithic``: the plain model
+    handed whole to the solver (``solver.method: monolithic``)."""
+    workers: int | None = None
+    scheduler: str | None = None
 
 
 # --------------------------------------------------------------------------- #
@@ -198,6 +205,9 @@ def run_case_inprocess(spec: CaseSpec) -> dict[str, Any]:
         "threads": spec.threads,
         "mip_gap": spec.mip_gap,
         "seed": spec.solver_seed,
+        "method": "monolithic" if spec.approach == "monolithic" else "auto",
+        "workers": spec.workers,
+        "scheduler": spec.scheduler,
     }
     started = time.perf_counter()
     run = run_scenario(Path(spec.scenario), out=Path(spec.out), **overrides)
@@ -209,6 +219,7 @@ def run_case_inprocess(spec: CaseSpec) -> dict[str, Any]:
     timings = run.timings
     return {
         "size": spec.size,
+        "approach": spec.approach,
         **_dims(spec.size),
         "variables": model.get("variables"),
         "integer_variables": model.get("integer_variables"),
@@ -245,6 +256,7 @@ def _child_main(spec_json: str, result_path: Path) -> int:
         logger.exception("case %s failed", spec.size)
         row = {
             "size": spec.size,
+            "approach": spec.approach,
             **_dims(spec.size),
             "status": "error",
             "error": f"{type(exc).__name__}: {exc}",
@@ -264,6 +276,7 @@ def _child_main(spec_json: str, result_path: Path) -> int:
 def _error_row(spec: CaseSpec, status: str, message: str) -> dict[str, Any]:
     return {
         "size": spec.size,
+        "approach": spec.approach,
         **_dims(spec.size),
         "status": status,
         "error": message,
@@ -419,6 +432,9 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "mip_gap": args.mip_gap,
         "repeat": args.repeat,
+        "approaches": args.approaches,
+        "workers": args.workers,
+        "scheduler": args.scheduler,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -474,6 +490,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="kill a case after this many seconds (default: 3 x limit + 300)",
     )
+    parser.add_argument(
+        "--approaches",
+        nargs="+",
+        choices=["engine", "monolithic"],
+        default=["engine", "monolithic"],
+        help="solve each size with optistock's strategy and/or the plain monolithic model (default: both)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Dask workers for fix-and-optimize (default: threads)"
+    )
+    parser.add_argument(
+        "--scheduler", default=None, help="address of a Dask scheduler to solve sub-problems on"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--child-case", help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
@@ -500,37 +529,51 @@ def run_benchmarks(args: argparse.Namespace, work: Path) -> tuple[list[dict[str,
             args.seed,
             time.perf_counter() - started,
         )
-        size_runs: list[dict[str, Any]] = []
-        for index in range(1, args.repeat + 1):
-            spec = CaseSpec(
-                size=size_name,
-                scenario=str(scenario),
-                out=str(case_dir / f"run-{index}"),
-                time_limit=args.time_limit,
-                threads=args.threads,
-                mip_gap=args.mip_gap,
-                solver_seed=args.solver_seed,
-                instance_seed=args.seed,
-            )
-            logger.info("%s: run %d/%d (time limit %gs)", size_name, index, args.repeat, args.time_limit)
-            row = run_case(spec, timeout=timeout)
-            row["run"] = index
-            if row["error"]:
-                logger.error("%s run %d: %s: %s", size_name, index, row["status"], row["error"])
-            else:
-                logger.info(
-                    "%s run %d: %s, objective %.2f, gap %.2f%%, %.1fs, peak RSS %.0f MB",
-                    size_name,
-                    index,
-                    row["status"],
-                    row["objective"],
-                    100.0 * (row["gap"] or 0.0),
-                    row["wall_s"],
-                    row["peak_rss_mb"],
+        for approach in args.approaches:
+            size_runs: list[dict[str, Any]] = []
+            for index in range(1, args.repeat + 1):
+                spec = CaseSpec(
+                    size=size_name,
+                    scenario=str(scenario),
+                    out=str(case_dir / f"{approach}-{index}"),
+                    time_limit=args.time_limit,
+                    threads=args.threads,
+                    mip_gap=args.mip_gap,
+                    solver_seed=args.solver_seed,
+                    instance_seed=args.seed,
+                    approach=approach,
+                    workers=args.workers,
+                    scheduler=args.scheduler,
                 )
-            size_runs.append(row)
-        runs.extend(size_runs)
-        results.append(median_row(size_runs))
+                logger.info(
+                    "%s %s: run %d/%d (time limit %gs)",
+                    size_name,
+                    approach,
+                    index,
+                    args.repeat,
+                    args.time_limit,
+                )
+                row = run_case(spec, timeout=timeout)
+                row["run"] = index
+                if row["error"]:
+                    logger.error(
+                        "%s %s run %d: %s: %s", size_name, approach, index, row["status"], row["error"]
+                    )
+                else:
+                    logger.info(
+                        "%s %s run %d: %s, objective %.2f, gap %.2f%%, %.1fs, peak RSS %.0f MB",
+                        size_name,
+                        approach,
+                        index,
+                        row["status"],
+                        row["objective"],
+                        100.0 * (row["gap"] or 0.0),
+                        row["wall_s"],
+                        row["peak_rss_mb"],
+                    )
+                size_runs.append(row)
+            runs.extend(size_runs)
+            results.append(median_row(size_runs))
     return results, runs
 
 

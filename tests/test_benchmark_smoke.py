@@ -40,16 +40,27 @@ def runner() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def case(runner: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    """Run the size-S case once (fresh subprocess, short time limit): (row, scenario path, output folder)."""
+@pytest.fixture(scope="module", params=["engine", "monolithic"])
+def case(
+    runner: ModuleType, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Case:
+    """Run the size-S case once per approach (fresh subprocess, short time limit): (row, scenario path,
+    output folder)."""
     work = tmp_path_factory.mktemp("bench")
     scenario = runner.generate_case_instance("S", SEED, work / "instance")
     out = work / "run-1"
     spec = runner.CaseSpec(
-        size="S", scenario=str(scenario), out=str(out), time_limit=TIME_LIMIT, instance_seed=SEED
+        size="S",
+        scenario=str(scenario),
+        out=str(out),
+        time_limit=TIME_LIMIT,
+        instance_seed=SEED,
+        approach=request.param,
     )
     row = runner.run_case(spec, timeout=300)
+    assert row["approach"] == request.param
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["method"] == "monolithic") == (request.param == "monolithic")
     return row, scenario, out
 
 
@@ -118,7 +129,8 @@ def test_generation_is_deterministic(runner: ModuleType, tmp_path: Path) -> None
 
 def test_median_row_and_table(runner: ModuleType) -> None:
     base: dict[str, Any] = dict.fromkeys(runner.FIELDS)
-    base.update(size="S", skus=20, warehouses=2, suppliers=3, periods=13, variables=10, status="feasible")
+    base.update(size="S", approach="engine", skus=20, warehouses=2, suppliers=3, periods=13, variables=10)
+    base.update(status="feasible")
     rows = [{**base, "wall_s": 1.0, "objective": 5.0}, {**base, "wall_s": 3.0, "objective": 7.0}]
     merged = runner.median_row(rows)
     assert merged["wall_s"] == 2.0
@@ -129,4 +141,4 @@ def test_median_row_and_table(runner: ModuleType) -> None:
     lines = runner.format_table([merged]).splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("size") and "peak RSS MB" in lines[0]
-    assert lines[2].startswith("S ") and "20x2x3x13" in lines[2]
+    assert lines[2].startswith("S ") and "engine" in lines[2] and "20x2x3x13" in lines[2]

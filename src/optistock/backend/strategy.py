@@ -49,7 +49,7 @@ from optistock.preprocess.scenario import SolverSettings
 logger = logging.getLogger(__name__)
 
 DIRECT_INTEGER_LIMIT = 3000
-SUBPROBLEM_SKUS = 4
+SUBPROBLEM_SKUS = 1
 SUBPROBLEM_TIME_LIMIT = 3.0
 IMPROVEMENT_SHARE = 0.6
 """Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
@@ -231,7 +231,8 @@ class Optimiser:
 
     def _run_monolithic(self) -> Outcome:
         """The whole model, with every stock-sign binary, handed to the solver as it is: no LP start,
-        no rounding, no decomposition. Its plan is re-simulated and checked like any other."""
+        no rounding, no decomposition. Its plan is re-simulated and checked like any other; when the
+        solver finds none in time, the result is the plan that orders nothing (if that is valid)."""
         started = time.perf_counter()
         sets = build_sets(self.problem, all_stock_sign_cells=True)
         self.timings["build"] += time.perf_counter() - started
@@ -245,6 +246,8 @@ class Optimiser:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
         if result.objective is not None:
             self._offer(evaluate_plan(self.problem, *extract_plan(model)))
+        else:  # what the plain model gives when the solver finds nothing: the plan that orders nothing
+            self._offer(evaluate_plan(self.problem, *empty_plan()))
         self.timings["solve"] = time.perf_counter() - solve_started
         return self._finish(result, None, solve_started, size, "monolithic")
 
