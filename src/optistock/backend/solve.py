@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -193,6 +193,85 @@ class HighsSession:
         solution.value_valid = True
         if self._highs.setSolution(solution) != highspy.HighsStatus.kOk:
             logger.warning("HiGHS refused the start plan")
+
+    def solve_variant(
+        self,
+        settings: SolverSettings,
+        time_limit: float,
+        continuous: Iterable[pyo.Var] = (),
+        closed: Iterable[pyo.Var] = (),
+        start: ComponentMap | None = None,
+        mip_gap: float | None = None,
+    ) -> SolveResult:
+        """Solve a variant of the loaded MILP on a copy of it, leaving the loaded model as it is.
+
+        ``continuous`` variables lose their integrality (the variant is then a *relaxation*: its bound
+        is a lower bound on the MILP), ``closed`` variables are fixed to 0 (a *restriction*: its plans
+        are plans of the MILP). On success the model's variables hold the variant's best solution.
+        """
+        started = time.perf_counter()
+        _use_threads(settings.threads)
+        lp = self._highs.getLp()
+        integrality = list(lp.integrality_)
+        if integrality:
+            for var in continuous:
+                integrality[self._column(var)] = highspy.HighsVarType.kContinuous
+            lp.integrality_ = integrality
+        lower, upper = list(lp.col_lower_), list(lp.col_upper_)
+        for var in closed:
+            column = self._column(var)
+            lower[column], upper[column] = 0.0, 0.0
+        lp.col_lower_, lp.col_upper_ = lower, upper
+        variant = highspy.Highs()
+        variant.setOptionValue("output_flag", logger.isEnabledFor(logging.DEBUG))
+        variant.passModel(lp)
+        for option, value in {
+            "time_limit": max(time_limit, 0.5),
+            "mip_rel_gap": settings.mip_gap if mip_gap is None else mip_gap,
+            "threads": settings.threads,
+            "random_seed": settings.seed,
+            "mip_feasibility_tolerance": 1e-7,
+            "primal_feasibility_tolerance": 1e-8,
+        }.items():
+            variant.setOptionValue(option, value)
+        if start is not None:
+            solution = highspy.HighsSolution()
+            columns = [0.0] * variant.getNumCol()
+            for var, value in start.items():
+                columns[self._column(var)] = value
+            solution.col_value = columns
+            solution.value_valid = True
+            variant.setSolution(solution)
+        variant.run()
+        status = variant.getModelStatus()
+        info = variant.getInfo()
+        has_solution = info.primal_solution_status == 2
+        if status == highspy.HighsModelStatus.kInfeasible:
+            normalised = SolveStatus.INFEASIBLE
+        elif not has_solution:
+            normalised = SolveStatus.NO_SOLUTION
+        elif status == highspy.HighsModelStatus.kOptimal:
+            normalised = SolveStatus.OPTIMAL
+        else:
+            normalised = SolveStatus.FEASIBLE
+        if has_solution:
+            values = variant.getSolution().col_value
+            for var in self.model.component_data_objects(pyo.Var, active=True):
+                column = self.solver._pyomo_var_to_solver_var_map.get(id(var))
+                if column is not None:
+                    var.set_value(values[column], skip_validation=True)
+        bound = float(info.mip_dual_bound) if info.mip_node_count >= 0 else None
+        if bound is None and normalised is SolveStatus.OPTIMAL:
+            bound = float(info.objective_function_value)  # solved without branching (an LP)
+        return SolveResult(
+            status=normalised,
+            termination=variant.modelStatusToString(status),
+            objective=float(info.objective_function_value) if has_solution else None,
+            best_bound=bound if bound is not None and math.isfinite(bound) else None,
+            solver="highs",
+            solver_version=self.version,
+            seconds=time.perf_counter() - started,
+        )
 
     def solve(self, settings: SolverSettings, time_limit: float | None = None) -> SolveResult:
         """Solve under ``settings``; on success the model's variables hold the best plan found."""

@@ -19,6 +19,7 @@ so the result is always valid; its gap is measured against the best proven bound
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -53,6 +54,11 @@ SUBPROBLEM_SKUS = 1
 SUBPROBLEM_TIME_LIMIT = 3.0
 IMPROVEMENT_SHARE = 0.6
 """Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
+STRUCTURE_SHARE = 0.7
+"""Share of the time limit for the structure phase: the pack relaxation, then the MILP restricted to
+the purchase orders, MOQ lines and price segments the relaxation chose."""
+STRUCTURE_RELAXATION_SHARE = 0.7
+"""Of the structure phase, the share the pack relaxation may use (the restricted MILP gets the rest)."""
 MAX_STOCK_SIGN_ROUNDS = 5
 SLOPE_SCALING_ROUNDS = 12
 SLOPE_SCALING_RESERVE = 0.5
@@ -101,6 +107,8 @@ class Optimiser:
         self.timings = {"build": 0.0, "solve": 0.0}
         self.history: list[dict[str, float]] = []
         self.incumbent: PlanEvaluation | None = None
+        self.proven_bounds: list[float] = []
+        """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
         self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
         """Group sub-problems solved by fix-and-optimize, and their build and solve seconds summed
@@ -174,9 +182,11 @@ class Optimiser:
             )
 
         method = "milp"
+        if self.incumbent is not None and not decompose and self._solve_by_structure(model, session, sets):
+            method = "structure + milp"
         if decompose and self.incumbent is not None:
-            method = "fix-and-optimize + milp"
-            self._improve_by_sku_groups(lp_bound)
+            method = method.replace("milp", "fix-and-optimize + milp")
+            self._improve_by_sku_groups(max([lp_bound or -math.inf, *self.proven_bounds]))
         result = self._solve_full(model, session, sets)
         logger.info(
             "full MILP: %s (%s), objective %s, bound %s",
@@ -204,7 +214,7 @@ class Optimiser:
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "
                 f"(solver stopped: {result.termination}); raise solver.time_limit or --time-limit"
             )
-        bounds = [b for b in (lp_bound, result.best_bound) if b is not None]
+        bounds = [b for b in (lp_bound, result.best_bound, *self.proven_bounds) if b is not None]
         best_bound = max(bounds) if bounds else None
         gap = relative_gap(self.incumbent.total_cost, best_bound)
         proven = (
@@ -250,6 +260,77 @@ class Optimiser:
             self._offer(evaluate_plan(self.problem, *empty_plan()))
         self.timings["solve"] = time.perf_counter() - solve_started
         return self._finish(result, None, solve_started, size, "monolithic")
+
+    def _solve_by_structure(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> bool:
+        """The structure phase: decide *which* orders to place with pack sizes relaxed, then *how much*.
+
+        1. **Pack relaxation**: the MILP with ``packs`` and ``transfer`` continuous. Only the 0/1
+           decisions (purchase orders, MOQ lines, price segments) stay integral, which HiGHS solves far
+           more easily. It is a relaxation, so its proven bound is a lower bound on the plan's cost,
+           often well above the LP bound.
+        2. **Restricted MILP**: the full MILP (integral packs) with every purchase order, MOQ line and
+           price segment the relaxation left closed fixed to 0. It is a restriction, so its plans are
+           plans of the model; the best is re-simulated (and repaired if it ships stock a warehouse
+           did not have) and offered as incumbent.
+
+        Whether the phase ran (it is skipped when too little time is left).
+        """
+        assert self.incumbent is not None
+        phase = min(STRUCTURE_SHARE * self.settings.time_limit, self.remaining() - 1.0)
+        if phase < 1.0 or not len(model.po_open):
+            return False
+        phase_end = time.perf_counter() + phase
+        incumbent = self.incumbent
+        start = start_values(
+            model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory, incumbent.channels
+        )
+        relaxed = session.solve_variant(
+            self.settings,
+            time_limit=STRUCTURE_RELAXATION_SHARE * phase,
+            continuous=[*model.packs.values(), *model.transfer.values()],
+            start=start,
+            mip_gap=self.settings.mip_gap / 2,
+        )
+        logger.info(
+            "pack relaxation: %s (%s), objective %s, bound %s",
+            relaxed.status.value,
+            relaxed.termination,
+            relaxed.objective,
+            relaxed.best_bound,
+        )
+        if relaxed.best_bound is not None:
+            self.proven_bounds.append(relaxed.best_bound)
+        if relaxed.objective is None:
+            return True
+        structure = [
+            *model.po_open.values(),
+            *model.line_active.values(),
+            *model.segment_active.values(),
+        ]
+        closed = [var for var in structure if (var.value or 0.0) < 0.5]
+        restricted = session.solve_variant(
+            self.settings,
+            time_limit=max(phase_end - time.perf_counter(), 1.0),
+            closed=closed,
+            mip_gap=min(self.settings.mip_gap / 10, 1e-3),
+        )
+        logger.info(
+            "restricted MILP (%d of %d order decisions closed): %s (%s), objective %s",
+            len(closed),
+            len(structure),
+            restricted.status.value,
+            restricted.termination,
+            restricted.objective,
+        )
+        if restricted.objective is None:
+            return True
+        orders, transfers = extract_plan(model)
+        candidate = evaluate_plan(self.problem, orders, transfers)
+        if not candidate.is_valid:
+            candidate = evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers))
+        kept = self._offer(candidate)
+        logger.info("structure plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better")
+        return True
 
     def _offer_rounded(self, sets: ModelSets, relaxation: Relaxation) -> None:
         """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
