@@ -53,8 +53,9 @@ class GroupTask:
 
     members: tuple[str, ...]
     sets: ModelSets
-    start: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]
-    """The incumbent's orders, transfers, inventory and channels of the group's SKUs (the MIP start)."""
+    start: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None
+    """The incumbent's orders, transfers, inventory and channels of the group's SKUs (the MIP start);
+    ``None`` for none (the Lagrangian sub-problems)."""
     settings: SolverSettings
     time_limit: float
 
@@ -67,6 +68,10 @@ class GroupResult:
     transfers: pd.DataFrame | None
     build_seconds: float
     solve_seconds: float
+    objective: float | None = None
+    """The sub-problem's objective of that plan."""
+    bound: float | None = None
+    """The solver's proven lower bound on the sub-problem's optimum."""
 
 
 def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
@@ -74,14 +79,23 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
     started = time.perf_counter()
     model = build_model(problem, task.sets)
     session = HighsSession(model)
-    session.set_start(start_values(model, task.sets, *task.start))
+    if task.start is not None:
+        session.set_start(start_values(model, task.sets, *task.start))
     built = time.perf_counter()
     result = session.solve(task.settings, time_limit=task.time_limit)
     solved = time.perf_counter()
     if result.objective is None:
-        return GroupResult(task.members, None, None, built - started, solved - built)
+        return GroupResult(task.members, None, None, built - started, solved - built, bound=result.best_bound)
     orders, transfers = extract_plan(model)
-    return GroupResult(task.members, orders, transfers, built - started, solved - built)
+    return GroupResult(
+        task.members,
+        orders,
+        transfers,
+        built - started,
+        solved - built,
+        objective=result.objective,
+        bound=result.best_bound,
+    )
 
 
 def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:

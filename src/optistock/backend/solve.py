@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -77,6 +77,8 @@ class Relaxation:
     infeasible: bool
     objective: float | None
     values: dict[VariableKey, float]
+    duals: dict[Any, float] = field(default_factory=dict)
+    """Row duals of the constraints asked for (HiGHS's sign: ≤ 0 on a binding ≤ row of a minimisation)."""
 
 
 PROGRESS_EVERY_SECONDS = 10.0
@@ -151,11 +153,13 @@ class HighsSession:
         time_limit: float,
         threads: int,
         extra_costs: Mapping[pyo.Var, float] | None = None,
+        rows: Mapping[Any, Any] | None = None,
     ) -> Relaxation:
         """Solve the LP relaxation; values of ``variables`` in its optimal solution.
 
         ``extra_costs`` are added to the objective coefficients of the given variables for this solve
         only (used by slope scaling); the relaxation is kept between calls so re-solves start warm.
+        ``rows`` maps keys to Pyomo constraints whose duals are wanted (the Lagrangian bound's prices).
         """
         _use_threads(threads)
         if self._relaxed is None:
@@ -181,7 +185,12 @@ class HighsSession:
         column_values = relaxed.getSolution().col_value
         objective = float(relaxed.getInfo().objective_function_value)
         values = {key: float(column_values[self._column(var)]) for key, var in variables.items()}
-        return Relaxation(infeasible=False, objective=objective, values=values)
+        duals: dict[Any, float] = {}
+        if rows:
+            row_duals = relaxed.getSolution().row_dual
+            row_of = self.solver._pyomo_con_to_solver_con_map
+            duals = {key: float(row_duals[row_of[con]]) for key, con in rows.items() if con in row_of}
+        return Relaxation(infeasible=False, objective=objective, values=values, duals=duals)
 
     def set_start(self, values: ComponentMap) -> None:
         """Hand HiGHS a complete assignment as MIP start (ignored by HiGHS if it is infeasible)."""

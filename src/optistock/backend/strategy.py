@@ -27,10 +27,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyomo.environ as pyo
-from pyomo.common.collections import ComponentMap
+from pyomo.common.collections import ComponentMap, ComponentSet
 
+from optistock.backend import lagrangian
 from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
-from optistock.backend.heuristics import repair_plan, round_lp_quantities, round_lp_transfers, start_values
+from optistock.backend.heuristics import (
+    order_decisions,
+    repair_plan,
+    round_lp_quantities,
+    round_lp_transfers,
+    start_values,
+)
+from optistock.backend.lagrangian import link_rows
 from optistock.backend.model import build_model
 from optistock.backend.sets import ModelSets, PurchaseOrder, build_sets
 from optistock.backend.solve import (
@@ -59,6 +67,10 @@ STRUCTURE_SHARE = 0.7
 the purchase orders, MOQ lines and price segments the relaxation chose."""
 STRUCTURE_RELAXATION_SHARE = 0.7
 """Of the structure phase, the share the pack relaxation may use (the restricted MILP gets the rest)."""
+LAGRANGIAN_SHARE = 0.3
+"""Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
+LAGRANGIAN_GROUP_SKUS = 4
+LAGRANGIAN_GROUP_TIME_LIMIT = 2.0
 MAX_STOCK_SIGN_ROUNDS = 5
 SLOPE_SCALING_ROUNDS = 12
 SLOPE_SCALING_RESERVE = 0.5
@@ -107,6 +119,8 @@ class Optimiser:
         self.timings = {"build": 0.0, "solve": 0.0}
         self.history: list[dict[str, float]] = []
         self.incumbent: PlanEvaluation | None = None
+        self._main: tuple[pyo.ConcreteModel, HighsSession] | None = None
+        """The full model and its HiGHS session, once built."""
         self.proven_bounds: list[float] = []
         """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
@@ -143,6 +157,7 @@ class Optimiser:
         sets = build_sets(self.problem)
         self.timings["build"] += time.perf_counter() - started
         model, session = self._build(sets)
+        self._main = (model, session)
         size = model_size(model)
         logger.info(
             "model: %(variables)d variables (%(integer_variables)d integer), %(constraints)d constraints",
@@ -155,7 +170,10 @@ class Optimiser:
         wanted: dict[VariableKey, pyo.Var] = {("packs", *k): v for k, v in model.packs.items()}
         wanted.update({("transfer", *k): v for k, v in model.transfer.items()})
         relaxation = session.relaxation(
-            wanted, time_limit=max(self.remaining() / 4, 1.0), threads=self.settings.threads
+            wanted,
+            time_limit=max(self.remaining() / 4, 1.0),
+            threads=self.settings.threads,
+            rows=link_rows(model),
         )
         if relaxation.infeasible:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
@@ -186,7 +204,11 @@ class Optimiser:
             method = "structure + milp"
         if decompose and self.incumbent is not None:
             method = method.replace("milp", "fix-and-optimize + milp")
-            self._improve_by_sku_groups(max([lp_bound or -math.inf, *self.proven_bounds]))
+            with group_runner(self.problem, self.settings) as runner:
+                if lagrangian.applicable(self.problem) and relaxation.duals:
+                    method = "lagrangian + " + method
+                    self._lagrangian(runner, sets, relaxation)
+                self._improve_by_sku_groups(runner, max([lp_bound or -math.inf, *self.proven_bounds]))
         result = self._solve_full(model, session, sets)
         logger.info(
             "full MILP: %s (%s), objective %s, bound %s",
@@ -322,15 +344,19 @@ class Optimiser:
             restricted.termination,
             restricted.objective,
         )
-        if restricted.objective is None:
-            return True
+        if restricted.objective is not None:
+            self._offer_extracted(model)
+        return True
+
+    def _offer_extracted(self, model: pyo.ConcreteModel) -> None:
+        """Offer the plan held in the model's variables, repaired first if it breaks a rule (a model
+        without stock-sign binaries may ship stock a warehouse did not have)."""
         orders, transfers = extract_plan(model)
         candidate = evaluate_plan(self.problem, orders, transfers)
         if not candidate.is_valid:
             candidate = evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers))
         kept = self._offer(candidate)
-        logger.info("structure plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better")
-        return True
+        logger.info("restricted plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better")
 
     def _offer_rounded(self, sets: ModelSets, relaxation: Relaxation) -> None:
         """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
@@ -439,7 +465,62 @@ class Optimiser:
         assert result is not None
         return result
 
-    def _improve_by_sku_groups(self, lp_bound: float | None) -> None:
+    def _lagrangian(self, runner: GroupRunner, sets: ModelSets, relaxation: Relaxation) -> None:
+        """The Lagrangian bound (:mod:`.lagrangian`) priced by the LP's duals, over groups of
+        ``LAGRANGIAN_GROUP_SKUS`` SKUs that share a main supplier; its groups' plans together, repaired,
+        are offered as a plan."""
+        started = time.perf_counter()
+        skus = _sku_order(self.problem)
+        groups = [skus[i : i + LAGRANGIAN_GROUP_SKUS] for i in range(0, len(skus), LAGRANGIAN_GROUP_SKUS)]
+        budget = min(LAGRANGIAN_SHARE * self.settings.time_limit, self.remaining() - 1.0)
+        if budget <= 1.0 or not groups:
+            return
+        per_group = min(LAGRANGIAN_GROUP_TIME_LIMIT, budget * runner.slots / len(groups))
+        sub_settings = self.settings.model_copy(
+            update={"mip_gap": 1e-4, "threads": 1 if runner.slots > 1 else self.settings.threads}
+        )
+        prices = lagrangian.prices_from_duals(sets, relaxation.duals)
+        result = lagrangian.lagrangian_bound(
+            self.problem, sets, prices, groups, runner, sub_settings, max(per_group, 0.2)
+        )
+        logger.info(
+            "Lagrangian bound %.2f (%d of %d groups proven, %.1f s)",
+            result.bound,
+            result.solved_groups,
+            result.groups,
+            time.perf_counter() - started,
+        )
+        self.proven_bounds.append(result.bound)
+        if self._main is None:
+            return
+        model, session = self._main
+        assert self.incumbent is not None
+        incumbent = self.incumbent
+        start = start_values(
+            model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory, incumbent.channels
+        )
+        opened = ComponentSet(order_decisions(model, sets, result.orders))
+        opened.update(order_decisions(model, sets, incumbent.orders))
+        structure = [*model.po_open.values(), *model.line_active.values(), *model.segment_active.values()]
+        closed = [var for var in structure if var not in opened]
+        restricted = session.solve_variant(
+            self.settings,
+            time_limit=max(min(LAGRANGIAN_SHARE * self.settings.time_limit, self.remaining() - 1.0), 1.0),
+            closed=closed,
+            start=start,
+            mip_gap=min(self.settings.mip_gap / 10, 1e-3),
+        )
+        logger.info(
+            "MILP restricted to the Lagrangian and incumbent orders (%d of %d closed): %s, objective %s",
+            len(closed),
+            len(structure),
+            restricted.status.value,
+            restricted.objective,
+        )
+        if restricted.objective is not None:
+            self._offer_extracted(model)
+
+    def _improve_by_sku_groups(self, runner: GroupRunner, lp_bound: float | None) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
 
         Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
@@ -448,34 +529,33 @@ class Optimiser:
         assert self.incumbent is not None
         stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit
         skus = _sku_order(self.problem)
-        with group_runner(self.problem, self.settings) as runner:
-            sub_settings = self.settings.model_copy(
-                update={
-                    "mip_gap": min(self.settings.mip_gap / 4, 1e-3),
-                    "threads": 1 if runner.slots > 1 else self.settings.threads,
-                }
-            )
-            for cycle in range(20):
-                improved = False
-                offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
-                rotated = skus[offset:] + skus[:offset]
-                groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
-                for first in range(0, len(groups), runner.slots):
-                    if time.perf_counter() >= stop_at:
-                        return
-                    gap = relative_gap(self.incumbent.total_cost, lp_bound)
-                    if gap is not None and gap <= self.settings.mip_gap:
-                        return
-                    batch = groups[first : first + runner.slots]
-                    improved |= self._solve_groups(runner, batch, sub_settings, stop_at)
-                logger.info(
-                    "fix-and-optimize cycle %d: cost %.2f%s",
-                    cycle,
-                    self.incumbent.total_cost,
-                    "" if improved else " (no improvement)",
-                )
-                if not improved:
+        sub_settings = self.settings.model_copy(
+            update={
+                "mip_gap": min(self.settings.mip_gap / 4, 1e-3),
+                "threads": 1 if runner.slots > 1 else self.settings.threads,
+            }
+        )
+        for cycle in range(20):
+            improved = False
+            offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
+            rotated = skus[offset:] + skus[:offset]
+            groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
+            for first in range(0, len(groups), runner.slots):
+                if time.perf_counter() >= stop_at:
                     return
+                gap = relative_gap(self.incumbent.total_cost, lp_bound)
+                if gap is not None and gap <= self.settings.mip_gap:
+                    return
+                batch = groups[first : first + runner.slots]
+                improved |= self._solve_groups(runner, batch, sub_settings, stop_at)
+            logger.info(
+                "fix-and-optimize cycle %d: cost %.2f%s",
+                cycle,
+                self.incumbent.total_cost,
+                "" if improved else " (no improvement)",
+            )
+            if not improved:
+                return
 
     def _solve_groups(
         self, runner: GroupRunner, batch: list[list[str]], settings: SolverSettings, stop_at: float

@@ -1,0 +1,183 @@
+"""A Lagrangian lower bound: the model split into SKU-group sub-problems, the coupling priced.
+
+SKUs interact only through purchase orders (one fixed cost and one minimum order value per supplier,
+warehouse and period, whatever SKUs are on it), the budget and the supplier capacity (and storage,
+which every group keeps on its own). The *Lagrangian relaxation* ``models/core.md`` §9 describes
+drops that coupling and prices it instead:
+
+- every group G gets its own copy of each purchase order p it can use, and pays μ_pG for opening it;
+  the master pays F_p − Σ_G μ_pG for the real one, whose best value is min(0, F_p − Σ_G μ_pG);
+- the budget of period t is priced at λ_t ≥ 0 per unit of purchase value, the capacity of supplier s in
+  t at λ_st ≥ 0 per unit; the master pays −λ_t·B_t and −λ_st·Cap_st;
+- the minimum order value and ``purchase_order_used`` are dropped, and each group keeps the budget,
+  capacity and storage limits for itself alone (valid: the other SKUs' use is never negative).
+
+For any μ, λ ≥ 0 the sum of the groups' proven bounds plus the master's terms is a lower bound on the
+optimal cost of the plan: the relaxation only removes constraints or moves them into the objective with
+non-negative prices, and SKUs whose group is not solved contribute 0 (no cost is negative). The prices
+come from the duals of the LP relaxation, which makes the bound at least the LP bound once every group
+is solved to optimality (each group is then the LP's decomposition, solved as a MILP); the sub-problems
+keep pack sizes, MOQs and price breaks integral, which is where the LP is weak.
+
+Each group's plan is also a piece of a plan: the pieces together, repaired (:func:`repair_plan`) until
+the re-simulation finds no broken shared limit, are offered to the incumbent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from optistock.backend.decompose import GroupResult, GroupRunner, GroupTask
+from optistock.backend.sets import ModelSets, PriceSegment, PurchaseOrder, build_sets
+from optistock.postprocess.extract import empty_plan
+from optistock.preprocess.data import ProblemData
+from optistock.preprocess.scenario import SolverSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Lagrangian prices of the coupling constraints (all ≥ 0)."""
+
+    order_share: dict[tuple[PurchaseOrder, str], float]
+    """μ: what SKU i pays for using purchase order p; a group pays the sum over its SKUs."""
+    budget: dict[int, float]
+    """λ_t per unit of purchase value ordered in t."""
+    capacity: dict[tuple[str, int], float]
+    """λ_st per unit ordered from s in t."""
+
+
+@dataclass(frozen=True)
+class LagrangianBound:
+    bound: float
+    """The proven lower bound on the optimal cost."""
+    solved_groups: int
+    groups: int
+    orders: pd.DataFrame
+    """The groups' plans together (shared limits not yet checked)."""
+    transfers: pd.DataFrame
+
+
+def applicable(problem: ProblemData) -> bool:
+    """Whether the relaxation is valid for this problem: a sourcing share over all SKUs couples them in a
+    way a group cannot keep for itself alone, so such problems get no Lagrangian bound."""
+    return not any(rule.sku is None for rule in problem.sourcing.shares)
+
+
+def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
+    """Prices from the LP relaxation's row duals: keys ``("link", *line)``, ``("budget", t)`` and
+    ``("capacity", s, t)`` (HiGHS's signs: a binding ≤ row of a minimisation has a dual ≤ 0).
+
+    A line's link row reads on_l − po_open_p ≤ 0 (coefficient 1 on po_open) or q_l − U_l·po_open_p ≤ 0
+    (coefficient U_l); the price its SKU pays for p is the row's dual times that coefficient, which is
+    what the LP's po_open_p credits to that SKU.
+    """
+    share: dict[tuple[PurchaseOrder, str], float] = defaultdict(float)
+    for key, line in sets.lines.items():
+        dual = -duals.get(("link", *key), 0.0)
+        if dual <= 0:
+            continue
+        coefficient = 1.0 if (line.segments or line.needs_activation) else float(line.max_quantity)
+        share[((line.supplier, line.warehouse, line.order_period), line.sku)] += dual * coefficient
+    budget = {t: max(-duals.get(("budget", t), 0.0), 0.0) for t in sets.budget}
+    capacity = {key: max(-duals.get(("capacity", *key), 0.0), 0.0) for key in sets.supplier_capacity}
+    return Prices(dict(share), budget, capacity)
+
+
+def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Prices) -> ModelSets:
+    """The sets of group ``members``'s Lagrangian sub-problem: its own model with the prices in it.
+
+    Its purchase orders cost μ_pG and need no minimum value; a line bought in t costs (1 + λ_t) times
+    its value, with the budget scaled by the same factor so the group's own budget row is unchanged;
+    λ_st is added to every unit's lane cost.
+    """
+    sets = build_sets(problem, skus=set(members))
+    for po in sets.purchase_orders:
+        sets.order_cost[po] = sum(prices.order_share.get((po, sku), 0.0) for sku in members)
+        sets.min_order_value[po] = 0.0
+    for key, line in list(sets.lines.items()):
+        factor = 1.0 + prices.budget.get(line.order_period, 0.0)
+        sets.lines[key] = replace(
+            line,
+            unit_price=line.unit_price * factor,
+            lane_cost=line.lane_cost + prices.capacity.get((line.supplier, line.order_period), 0.0),
+            segments=[
+                PriceSegment(segment.low, segment.high, segment.unit_price * factor)
+                for segment in line.segments
+            ],
+        )
+    for t, amount in sets.budget.items():
+        sets.budget[t] = amount * (1.0 + prices.budget.get(t, 0.0))
+    return sets
+
+
+def master_terms(sets: ModelSets, prices: Prices) -> float:
+    """The bound's terms outside the groups: min(0, F_p − Σ μ_p) − Σ λ_t B_t − Σ λ_st Cap_st."""
+    paid: dict[PurchaseOrder, float] = defaultdict(float)
+    for (po, _), value in prices.order_share.items():
+        paid[po] += value
+    orders = sum(min(0.0, sets.order_cost.get(po, 0.0) - value) for po, value in paid.items())
+    budget = sum(price * sets.budget[t] for t, price in prices.budget.items() if t in sets.budget)
+    capacity = sum(
+        price * sets.supplier_capacity[key]
+        for key, price in prices.capacity.items()
+        if key in sets.supplier_capacity
+    )
+    return orders - budget - capacity
+
+
+def lagrangian_bound(
+    problem: ProblemData,
+    sets: ModelSets,
+    prices: Prices,
+    groups: Sequence[Sequence[str]],
+    runner: GroupRunner,
+    settings: SolverSettings,
+    time_limit: float,
+) -> LagrangianBound:
+    """Solve every group's priced sub-problem on ``runner`` (at most ``time_limit`` seconds each) and
+    add up the bound; a group the solver proves nothing for counts 0."""
+    tasks = [
+        GroupTask(tuple(group), priced_group_sets(problem, group, prices), None, settings, time_limit)
+        for group in groups
+    ]
+    results: list[GroupResult] = []
+    for first in range(0, len(tasks), max(runner.slots, 1) * 4):
+        results.extend(runner.solve(tasks[first : first + max(runner.slots, 1) * 4]))
+    total = master_terms(sets, prices)
+    solved = 0
+    orders, transfers = [], []
+    for result in results:
+        if result.bound is not None and math.isfinite(result.bound):
+            total += max(result.bound, 0.0)
+            solved += 1
+        if result.orders is not None and result.transfers is not None:
+            orders.append(result.orders)
+            transfers.append(result.transfers)
+    empty_orders, empty_transfers = empty_plan()
+    return LagrangianBound(
+        bound=total,
+        solved_groups=solved,
+        groups=len(groups),
+        orders=pd.concat(orders, ignore_index=True) if orders else empty_orders,
+        transfers=pd.concat(transfers, ignore_index=True) if transfers else empty_transfers,
+    )
+
+
+def link_rows(model: object) -> dict[tuple, object]:
+    """The rows whose duals price the coupling: purchase-order links, budget, supplier capacity."""
+    rows: dict[tuple, object] = {}
+    for key, con in model.purchase_order_link.items():  # type: ignore[attr-defined]
+        rows[("link", *key)] = con
+    for t, con in model.budget.items():  # type: ignore[attr-defined]
+        rows[("budget", t)] = con
+    for key, con in model.supplier_capacity.items():  # type: ignore[attr-defined]
+        rows[("capacity", *key)] = con
+    return rows
