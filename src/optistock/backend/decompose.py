@@ -78,6 +78,9 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
     """Build and solve one group sub-problem (runs on a worker); its plan for the group's SKUs."""
     started = time.perf_counter()
     model = build_model(problem, task.sets)
+    if model.nvariables() == 0:  # nothing to decide and nothing to pay
+        orders, transfers = extract_plan(model)
+        return GroupResult(task.members, orders, transfers, 0.0, 0.0, objective=0.0, bound=0.0)
     session = HighsSession(model)
     if task.start is not None:
         session.set_start(start_values(model, task.sets, *task.start))

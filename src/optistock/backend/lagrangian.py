@@ -9,15 +9,17 @@ drops that coupling and prices it instead:
   the master pays F_p − Σ_G μ_pG for the real one, whose best value is min(0, F_p − Σ_G μ_pG);
 - the budget of period t is priced at λ_t ≥ 0 per unit of purchase value, the capacity of supplier s in
   t at λ_st ≥ 0 per unit; the master pays −λ_t·B_t and −λ_st·Cap_st;
-- the minimum order value and ``purchase_order_used`` are dropped, and each group keeps the budget,
-  capacity and storage limits for itself alone (valid: the other SKUs' use is never negative).
+- the minimum order value of p is priced at ν_p ≥ 0: every unit of value on p earns ν_p, and the real
+  order pays ν_p·MOV_p more when opened, so the master's term is min(0, F_p + ν_p·MOV_p − Σ_G μ_pG);
+- each group keeps the capacity and storage limits for itself alone (valid: the other SKUs' use is
+  never negative), and its own copies of ``purchase_order_used``.
 
 For any μ, λ ≥ 0 the sum of the groups' proven bounds plus the master's terms is a lower bound on the
 optimal cost of the plan: the relaxation only removes constraints or moves them into the objective with
-non-negative prices, and SKUs whose group is not solved contribute 0 (no cost is negative). The prices
-come from the duals of the LP relaxation, which makes the bound at least the LP bound once every group
-is solved to optimality (each group is then the LP's decomposition, solved as a MILP); the sub-problems
-keep pack sizes, MOQs and price breaks integral, which is where the LP is weak.
+non-negative prices, and SKUs in no group contribute 0 (no cost is negative). The prices come from the
+duals of the LP relaxation; the sub-problems keep pack sizes, MOQs and price breaks integral, which is
+where the LP is weak, so the bound is usually well above the LP bound (not always: the LP's duals on
+``purchase_order_used`` are not priced).
 
 Each group's plan is also a piece of a plan: the pieces together, repaired (:func:`repair_plan`) until
 the re-simulation finds no broken shared limit, are offered to the incumbent.
@@ -29,7 +31,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -52,6 +54,8 @@ class Prices:
     """λ_t per unit of purchase value ordered in t."""
     capacity: dict[tuple[str, int], float]
     """λ_st per unit ordered from s in t."""
+    order_value: dict[PurchaseOrder, float] = field(default_factory=dict)
+    """ν_p per unit of value on purchase order p (its minimum order value's price)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,9 @@ def applicable(problem: ProblemData) -> bool:
 
 
 def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
-    """Prices from the LP relaxation's row duals: keys ``("link", *line)``, ``("budget", t)`` and
-    ``("capacity", s, t)`` (HiGHS's signs: a binding ≤ row of a minimisation has a dual ≤ 0).
+    """Prices from the LP relaxation's row duals: keys ``("link", *line)``, ``("budget", t)``,
+    ``("capacity", s, t)`` and ``("mov", s, w, t)`` (HiGHS's signs: a binding ≤ row of a minimisation
+    has a dual ≤ 0, a binding ≥ row one ≥ 0).
 
     A line's link row reads on_l − po_open_p ≤ 0 (coefficient 1 on po_open) or q_l − U_l·po_open_p ≤ 0
     (coefficient U_l); the price its SKU pays for p is the row's dual times that coefficient, which is
@@ -88,22 +93,24 @@ def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
         share[((line.supplier, line.warehouse, line.order_period), line.sku)] += dual * coefficient
     budget = {t: max(-duals.get(("budget", t), 0.0), 0.0) for t in sets.budget}
     capacity = {key: max(-duals.get(("capacity", *key), 0.0), 0.0) for key in sets.supplier_capacity}
-    return Prices(dict(share), budget, capacity)
+    order_value = {po: max(duals.get(("mov", *po), 0.0), 0.0) for po in sets.purchase_orders}
+    return Prices(dict(share), budget, capacity, {po: v for po, v in order_value.items() if v > 0})
 
 
 def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Prices) -> ModelSets:
     """The sets of group ``members``'s Lagrangian sub-problem: its own model with the prices in it.
 
-    Its purchase orders cost μ_pG and need no minimum value; a line bought in t costs (1 + λ_t) times
-    its value, with the budget scaled by the same factor so the group's own budget row is unchanged;
-    λ_st is added to every unit's lane cost.
+    Its purchase orders cost μ_pG and need no minimum value; a line of purchase order p bought in t
+    costs (1 + λ_t − ν_p) times its value, and has no budget row (the budget is priced instead); λ_st is
+    added to every unit's lane cost.
     """
     sets = build_sets(problem, skus=set(members))
     for po in sets.purchase_orders:
         sets.order_cost[po] = sum(prices.order_share.get((po, sku), 0.0) for sku in members)
         sets.min_order_value[po] = 0.0
     for key, line in list(sets.lines.items()):
-        factor = 1.0 + prices.budget.get(line.order_period, 0.0)
+        po = (line.supplier, line.warehouse, line.order_period)
+        factor = 1.0 + prices.budget.get(line.order_period, 0.0) - prices.order_value.get(po, 0.0)
         sets.lines[key] = replace(
             line,
             unit_price=line.unit_price * factor,
@@ -113,17 +120,25 @@ def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Pric
                 for segment in line.segments
             ],
         )
-    for t, amount in sets.budget.items():
-        sets.budget[t] = amount * (1.0 + prices.budget.get(t, 0.0))
+    sets.budget.clear()
     return sets
 
 
 def master_terms(sets: ModelSets, prices: Prices) -> float:
-    """The bound's terms outside the groups: min(0, F_p − Σ μ_p) − Σ λ_t B_t − Σ λ_st Cap_st."""
+    """The bound's terms outside the groups: Σ_p min(0, F_p + ν_p·MOV_p − Σ μ_p) − Σ λ_t B_t −
+    Σ λ_st Cap_st."""
     paid: dict[PurchaseOrder, float] = defaultdict(float)
     for (po, _), value in prices.order_share.items():
         paid[po] += value
-    orders = sum(min(0.0, sets.order_cost.get(po, 0.0) - value) for po, value in paid.items())
+    orders = sum(
+        min(
+            0.0,
+            sets.order_cost.get(po, 0.0)
+            + prices.order_value.get(po, 0.0) * sets.min_order_value.get(po, 0.0)
+            - paid[po],
+        )
+        for po in set(paid) | set(prices.order_value)
+    )
     budget = sum(price * sets.budget[t] for t, price in prices.budget.items() if t in sets.budget)
     capacity = sum(
         price * sets.supplier_capacity[key]
@@ -180,4 +195,6 @@ def link_rows(model: object) -> dict[tuple, object]:
         rows[("budget", t)] = con
     for key, con in model.supplier_capacity.items():  # type: ignore[attr-defined]
         rows[("capacity", *key)] = con
+    for key, con in model.min_order_value.items():  # type: ignore[attr-defined]
+        rows[("mov", *key)] = con
     return rows

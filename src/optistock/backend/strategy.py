@@ -471,6 +471,7 @@ class Optimiser:
         are offered as a plan."""
         started = time.perf_counter()
         skus = _sku_order(self.problem)
+        skus += sorted({cell[0] for cell in sets.stock_cells} - set(skus))  # stock without demand costs too
         groups = [skus[i : i + LAGRANGIAN_GROUP_SKUS] for i in range(0, len(skus), LAGRANGIAN_GROUP_SKUS)]
         budget = min(LAGRANGIAN_SHARE * self.settings.time_limit, self.remaining() - 1.0)
         if budget <= 1.0 or not groups:

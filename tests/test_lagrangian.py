@@ -1,0 +1,189 @@
+"""The Lagrangian bound (``backend/lagrangian.py``): a true lower bound for any prices, and exact at the
+right split of a shared order cost.
+
+Priced by the LP's duals the bound is usually, not always, above the LP bound (the duals of
+``purchase_order_used`` are not priced); the engine keeps the larger of the two.
+
+Hand-solved case (two SKUs on one purchase order): supplier S1 charges 100 per order and sells both A
+and B at 1 per unit; demand is 10 of A and 10 of B in period 0, lead time 0, no stock. The optimum
+orders both on one purchase order: 20 + 100 = 120. With the order cost split μ = (μ_A, μ_B), each SKU
+alone pays 10 + μ_i and the master adds min(0, 100 − μ_A − μ_B):
+
+- μ = (50, 50): 60 + 60 + 0 = 120, the optimum exactly;
+- μ = (100, 100): 110 + 110 − 100 = 120;
+- μ = (0, 0): 10 + 10 + 0 = 20, a valid but weak bound;
+- μ = (80, 0): 90 + 10 + 0 = 100.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BASE_TABLES, write_scenario
+from hypothesis import HealthCheck, given, settings
+from test_properties import SOLVER, instances
+
+from optistock.backend import lagrangian
+from optistock.backend.decompose import InProcessRunner
+from optistock.backend.model import build_model
+from optistock.backend.sets import build_sets
+from optistock.backend.solve import HighsSession
+from optistock.preprocess.data import ProblemData, load_problem
+from optistock.preprocess.scenario import SolverSettings
+
+SETTINGS = SolverSettings(time_limit=20, mip_gap=0.0, threads=1)
+
+TWO_SKUS: dict[str, Any] = {
+    **BASE_TABLES,
+    "skus": [
+        {"sku": sku, "unit_volume": 1.0, "holding_cost": 1.0, "shortage_cost": 100.0} for sku in ("A", "B")
+    ],
+    "suppliers": [{"supplier": "S1", "order_cost": 100.0, "min_order_value": 0.0}],
+    "offers": [
+        {"supplier": "S1", "sku": sku, "unit_price": 1.0, "moq": 0, "order_multiple": 1, "lead_time": 0}
+        for sku in ("A", "B")
+    ],
+    "inventory": [{"sku": sku, "warehouse": "W1", "on_hand": 0} for sku in ("A", "B")],
+    "demand": [{"sku": sku, "warehouse": "W1", "period": 0, "quantity": 10} for sku in ("A", "B")],
+}
+
+
+def _load(tables: dict[str, Any], periods: int, folder: Path) -> ProblemData:
+    return load_problem(write_scenario(folder, tables, periods, SOLVER))
+
+
+def _optimum(problem: ProblemData) -> float:
+    """The exact model's proven optimum (every stock-sign binary, HiGHS to gap 0)."""
+    model = build_model(problem, build_sets(problem, all_stock_sign_cells=True))
+    if model.nvariables() == 0:
+        return 0.0
+    result = HighsSession(model).solve(SETTINGS)
+    assert result.objective is not None and result.best_bound is not None
+    assert result.objective == pytest.approx(result.best_bound, rel=1e-7, abs=1e-6)
+    return result.objective
+
+
+def _lp_prices(problem: ProblemData) -> tuple[lagrangian.Prices, float]:
+    """Prices from the LP relaxation's duals, and the LP bound."""
+    sets = build_sets(problem)
+    model = build_model(problem, sets)
+    if model.nvariables() == 0:
+        return lagrangian.Prices({}, {}, {}), 0.0
+    relaxation = HighsSession(model).relaxation({}, 20, 1, rows=lagrangian.link_rows(model))
+    assert relaxation.objective is not None
+    return lagrangian.prices_from_duals(sets, relaxation.duals), relaxation.objective
+
+
+def _bound(problem: ProblemData, prices: lagrangian.Prices, groups: list[list[str]]) -> float:
+    result = lagrangian.lagrangian_bound(
+        problem, build_sets(problem), prices, groups, InProcessRunner(problem), SETTINGS, 20
+    )
+    assert result.solved_groups == len(groups)
+    return result.bound
+
+
+@pytest.mark.parametrize(
+    ("share_a", "share_b", "expected"),
+    [(50.0, 50.0, 120.0), (100.0, 100.0, 120.0), (0.0, 0.0, 20.0), (80.0, 0.0, 100.0)],
+)
+def test_hand_solved_split_of_a_shared_order_cost(
+    tmp_path: Path, share_a: float, share_b: float, expected: float
+) -> None:
+    problem = _load(TWO_SKUS, 1, tmp_path)
+    assert _optimum(problem) == pytest.approx(120.0)
+    po = ("S1", "W1", 0)
+    prices = lagrangian.Prices({(po, "A"): share_a, (po, "B"): share_b}, {}, {})
+    assert _bound(problem, prices, [["A"], ["B"]]) == pytest.approx(expected)
+
+
+def test_a_budget_price_is_paid_back_by_the_master(tmp_path: Path) -> None:
+    """Budget 1,000 (not binding), λ = 0.5: each SKU pays 1.5 per unit, the master −0.5 · 1,000; with
+    the order cost split 50/50 the bound is 2 · (15 + 50) − 500 = −370, far below the optimum 120 —
+    a price on a slack limit only weakens the bound, it never overstates it."""
+    tables = {**TWO_SKUS, "budget": [{"period": 0, "amount": 1000.0}]}
+    problem = _load(tables, 1, tmp_path)
+    po = ("S1", "W1", 0)
+    prices = lagrangian.Prices({(po, "A"): 50.0, (po, "B"): 50.0}, {0: 0.5}, {})
+    assert _bound(problem, prices, [["A"], ["B"]]) == pytest.approx(-370.0)
+
+
+def test_lp_duals_price_the_hand_case_exactly(tmp_path: Path) -> None:
+    problem = _load(TWO_SKUS, 1, tmp_path)
+    prices, lp_bound = _lp_prices(problem)
+    bound = _bound(problem, prices, [["A"], ["B"]])
+    assert lp_bound - 1e-6 <= bound <= 120.0 + 1e-6
+
+
+@pytest.mark.parametrize(("share", "expected"), [(50.0, 110.0), (60.0, 125.0)])
+def test_a_minimum_order_value_price_is_charged_to_the_opened_order(
+    tmp_path: Path, share: float, expected: float
+) -> None:
+    """MOV 30 on S1: the 20 units of value needed are not enough, so the optimum buys 10 more units of
+    one SKU and holds them one period: 30 + 100 + 10 = 140. With ν = 0.5 each unit of value earns 0.5,
+    so SKU i alone pays 10 · 0.5 + μ_i, and the master adds min(0, 100 + 0.5 · 30 − Σ μ):
+
+    - μ = (50, 50): 2 · 55 + min(0, 15) = 110;
+    - μ = (60, 60): 2 · 65 + min(0, −5) = 125; both below 140.
+    """
+    tables = {**TWO_SKUS, "suppliers": [{"supplier": "S1", "order_cost": 100.0, "min_order_value": 30.0}]}
+    problem = _load(tables, 1, tmp_path)
+    assert _optimum(problem) == pytest.approx(140.0)
+    po = ("S1", "W1", 0)
+    prices = lagrangian.Prices({(po, "A"): share, (po, "B"): share}, {}, {}, {po: 0.5})
+    assert _bound(problem, prices, [["A"], ["B"]]) == pytest.approx(expected)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_bound_priced_by_lp_duals_never_exceeds_the_optimum(case: tuple[dict[str, Any], int]) -> None:
+    """On random small instances (MOQs, packs, price breaks, order costs, minimum order values,
+    supplier capacity, storage, budget, transfers): Lagrangian bound ≤ proven optimum, with one group
+    per SKU and with all SKUs in one group."""
+    tables, periods = case
+    with tempfile.TemporaryDirectory() as name:
+        problem = _load({**BASE_TABLES, **tables}, periods, Path(name))
+        optimum = _optimum(problem)
+        prices, lp_bound = _lp_prices(problem)
+        skus = sorted({cell[0] for cell in build_sets(problem).stock_cells})
+        tolerance = 1e-6 * max(1.0, abs(optimum))
+        for groups in ([[sku] for sku in skus], [skus]) if skus else ():
+            bound = _bound(problem, prices, groups)
+            assert bound <= optimum + tolerance, (groups, bound, optimum)
+        assert lp_bound <= optimum + tolerance
+
+
+def test_a_share_rule_over_all_skus_gets_no_lagrangian_bound(tmp_path: Path) -> None:
+    tables = {
+        **TWO_SKUS,
+        "sourcing": [{"supplier": "S1", "sku": "", "min_share": 0.5, "max_share": 1.0}],
+    }
+    assert not lagrangian.applicable(_load(tables, 1, tmp_path))
+    assert lagrangian.applicable(_load(TWO_SKUS, 1, tmp_path / "plain"))
+
+
+def test_on_the_s_benchmark_the_bound_beats_the_lp(tmp_path: Path) -> None:
+    """The seeded S instance (20 SKUs, every core feature): priced by the LP's duals, five groups of
+    four SKUs prove more than the LP relaxation does, and the bound stays below a valid plan's cost
+    (the plan that orders nothing)."""
+    from optistock.postprocess.extract import empty_plan
+    from optistock.postprocess.simulate import evaluate_plan
+    from optistock.synthetic import NAMED_SIZES, generate_instance, write_instance
+
+    write_instance(generate_instance(NAMED_SIZES["S"], 0), tmp_path / "data")
+    problem = _load_synthetic(tmp_path)
+    prices, lp_bound = _lp_prices(problem)
+    skus = sorted({cell[0] for cell in build_sets(problem).stock_cells})
+    bound = _bound(problem, prices, [skus[i : i + 4] for i in range(0, len(skus), 4)])
+    assert bound > lp_bound * 1.001
+    assert bound < evaluate_plan(problem, *empty_plan()).total_cost
+
+
+def _load_synthetic(folder: Path) -> ProblemData:
+    scenario = folder / "scenario.yaml"
+    scenario.write_text(
+        "name: s\ndata: data\nhorizon: {periods: 13}\nsolver: {time_limit: 20, mip_gap: 0.0, threads: 1}\n"
+    )
+    return load_problem(scenario)
