@@ -92,7 +92,7 @@ def test_decomposed_plan_is_valid_and_its_bound_is_true(tmp_path: Path, seed: in
     out = tmp_path / "out"
     run_scenario(scenario, out)
     summary = _checked(out)
-    assert summary["method"] == "fix-and-optimize + milp"
+    assert summary["method"] == "lagrangian + fix-and-optimize + milp"
     assert summary["subproblems"]["count"] > 0
     assert summary["solver"]["workers"] == workers
     assert summary["objective"] >= optimum - 1e-6 * optimum

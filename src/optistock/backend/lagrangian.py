@@ -11,8 +11,8 @@ drops that coupling and prices it instead:
   t at λ_st ≥ 0 per unit; the master pays −λ_t·B_t and −λ_st·Cap_st;
 - the minimum order value of p is priced at ν_p ≥ 0: every unit of value on p earns ν_p, and the real
   order pays ν_p·MOV_p more when opened, so the master's term is min(0, F_p + ν_p·MOV_p − Σ_G μ_pG);
-- each group keeps the capacity and storage limits for itself alone (valid: the other SKUs' use is
-  never negative), and its own copies of ``purchase_order_used``.
+- each group keeps the capacity, storage and (where it can) budget limits for itself alone (valid: the
+  other SKUs' use is never negative), and its own copies of ``purchase_order_used``.
 
 For any μ, λ ≥ 0 the sum of the groups' proven bounds plus the master's terms is a lower bound on the
 optimal cost of the plan: the relaxation only removes constraints or moves them into the objective with
@@ -67,6 +67,9 @@ class LagrangianBound:
     orders: pd.DataFrame
     """The groups' plans together (shared limits not yet checked)."""
     transfers: pd.DataFrame
+    build_seconds: float = 0.0
+    """Build and solve seconds of the groups' sub-problems, summed over the workers."""
+    solve_seconds: float = 0.0
 
 
 def applicable(problem: ProblemData) -> bool:
@@ -101,10 +104,12 @@ def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Pric
     """The sets of group ``members``'s Lagrangian sub-problem: its own model with the prices in it.
 
     Its purchase orders cost μ_pG and need no minimum value; a line of purchase order p bought in t
-    costs (1 + λ_t − ν_p) times its value, and has no budget row (the budget is priced instead); λ_st is
-    added to every unit's lane cost.
+    costs (1 + λ_t − ν_p) times its value; λ_st is added to every unit's lane cost. The group keeps the
+    budget of t for itself, scaled by 1 + λ_t so that the row is unchanged, unless some order of t has a
+    price ν_p (then the factors differ between lines and the row is dropped).
     """
     sets = build_sets(problem, skus=set(members))
+    priced_value_periods = {po[2] for po in prices.order_value}
     for po in sets.purchase_orders:
         sets.order_cost[po] = sum(prices.order_share.get((po, sku), 0.0) for sku in members)
         sets.min_order_value[po] = 0.0
@@ -120,7 +125,11 @@ def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Pric
                 for segment in line.segments
             ],
         )
-    sets.budget.clear()
+    for t, amount in list(sets.budget.items()):
+        if t in priced_value_periods:
+            del sets.budget[t]
+        else:  # every line of t has the factor 1 + λ_t: the scaled row is the group's own budget row
+            sets.budget[t] = amount * (1.0 + prices.budget.get(t, 0.0))
     return sets
 
 
@@ -183,6 +192,8 @@ def lagrangian_bound(
         groups=len(groups),
         orders=pd.concat(orders, ignore_index=True) if orders else empty_orders,
         transfers=pd.concat(transfers, ignore_index=True) if transfers else empty_transfers,
+        build_seconds=sum(result.build_seconds for result in results),
+        solve_seconds=sum(result.solve_seconds for result in results),
     )
 
 
