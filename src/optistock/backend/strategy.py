@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 DIRECT_INTEGER_LIMIT = 3000
 SUBPROBLEM_SKUS = 1
 SUBPROBLEM_TIME_LIMIT = 3.0
-IMPROVEMENT_SHARE = 0.75
+IMPROVEMENT_SHARE = 0.85
 """Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
 STRUCTURE_SHARE = 0.7
 """Share of the time limit for the structure phase: the pack relaxation, then the MILP restricted to
@@ -74,7 +74,7 @@ STRUCTURE_RELAXATION_SHARE = 0.7
 """Of the structure phase, the share the pack relaxation may use (the restricted MILP gets the rest)."""
 LAGRANGIAN_SHARE = 0.25
 """Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
-LAGRANGIAN_RESTRICTED_SHARE = 0.2
+LAGRANGIAN_RESTRICTED_SHARE = 0.35
 """Share of the time limit for the MILP restricted to the orders of the Lagrangian and incumbent plans."""
 LAGRANGIAN_GROUP_SKUS = 4
 LAGRANGIAN_GROUP_TIME_LIMIT = 2.0
