@@ -53,9 +53,11 @@ class SolverSettings(StrictModel):
     seed: int = Field(default=0, ge=0)
     """Random seed of the solver; same inputs, settings and seed give the same plan."""
     method: Literal["auto", "milp", "decompose", "monolithic"] = "auto"
-    """How the model is solved. ``milp``: the full MILP from a rounded-LP start. ``decompose``:
-    fix-and-optimize over SKU groups (sub-problems on Dask workers), then the full MILP for the time
-    left. ``auto``: ``decompose`` for models with more than 3,000 integer variables, else ``milp``.
+    """How the model is solved. ``milp``: from a rounded-LP start, the MILP with pack counts relaxed
+    (a proven bound), the MILP restricted to the orders it chose, then the full MILP. ``decompose``: the
+    Lagrangian bound over SKU groups, the MILP restricted to their orders, fix-and-optimize over SKU
+    groups (sub-problems on Dask workers), then the full MILP for the time left. ``auto``:
+    ``decompose`` for models with more than 3,000 integer variables, else ``milp``.
     ``monolithic``: the whole model handed to the solver as it is, with no start plan and no
     decomposition (the benchmark's baseline)."""
     workers: int | None = Field(default=None, ge=1)
