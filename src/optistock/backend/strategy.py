@@ -35,6 +35,7 @@ import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap, ComponentSet
 
 from optistock.backend import lagrangian
+from optistock.backend.cpsat import CpSatSession
 from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
 from optistock.backend.heuristics import (
     order_decisions,
@@ -280,7 +281,7 @@ class Optimiser:
         solve_started = time.perf_counter()
         if size["variables"] == 0:
             return self._nothing_to_decide(size)
-        result = session.solve(self.settings, time_limit=max(self.remaining(), 1.0))
+        result = self._milp_session(session, sets).solve(self.settings, time_limit=max(self.remaining(), 1.0))
         if result.status is SolveStatus.INFEASIBLE:
             raise InfeasibleError(diagnose_infeasibility(self.problem))
         if result.objective is not None:
@@ -435,14 +436,24 @@ class Optimiser:
         result = SolveResult(SolveStatus.OPTIMAL, "nothing to decide", cost, cost, "highs", "", 0.0)
         return Outcome(self.incumbent, result, self.timings, size, "none", self.history, self.subproblems)
 
+    def _milp_session(self, session: HighsSession, sets: ModelSets) -> HighsSession | CpSatSession:
+        """What solves the full MILP: the HiGHS session, or CP-SAT on the same model (``solver.name``)."""
+        if self.settings.name == "cpsat":
+            started = time.perf_counter()
+            translated = CpSatSession(session, self.problem, sets)
+            self.timings["build"] += time.perf_counter() - started
+            return translated
+        return session
+
     def _solve_full(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> SolveResult:
         """The full MILP from the incumbent, adding stock-sign binaries where a plan overdraws stock."""
         sign_cells: set[tuple[str, str, int]] = set()
         result: SolveResult | None = None
         for _ in range(MAX_STOCK_SIGN_ROUNDS):
+            milp = self._milp_session(session, sets)
             if self.incumbent is not None:
                 incumbent = self.incumbent
-                session.set_start(
+                milp.set_start(
                     start_values(
                         model,
                         sets,
@@ -452,7 +463,7 @@ class Optimiser:
                         incumbent.channels,
                     )
                 )
-            result = session.solve(self.settings, time_limit=max(self.remaining(), 1.0))
+            result = milp.solve(self.settings, time_limit=max(self.remaining(), 1.0))
             if result.status is SolveStatus.INFEASIBLE:
                 raise InfeasibleError(diagnose_infeasibility(self.problem))
             if result.status is SolveStatus.NO_SOLUTION:

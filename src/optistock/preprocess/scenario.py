@@ -42,8 +42,10 @@ class Horizon(StrictModel):
 
 
 class SolverSettings(StrictModel):
-    name: Literal["highs"] = "highs"
-    """MILP solver. HiGHS is the default and the only one required."""
+    name: Literal["highs", "cpsat"] = "highs"
+    """MILP solver of the full model. ``highs`` (default). ``cpsat``: OR-Tools CP-SAT solves the same
+    model, translated from what HiGHS was given (``backend/cpsat.py``; needs whole units); the LP
+    relaxation, the structure phase and the sub-problems stay on HiGHS."""
     time_limit: float = Field(default=60.0, gt=0)
     """Wall-clock limit of the solve, in seconds."""
     mip_gap: float = Field(default=0.005, ge=0, le=1)
