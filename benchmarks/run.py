@@ -206,6 +206,7 @@ def run_case_inprocess(spec: CaseSpec) -> dict[str, Any]:
         "mip_gap": spec.mip_gap,
         "seed": spec.solver_seed,
         "method": "monolithic" if spec.approach == "monolithic" else "auto",
+        "name": "cpsat" if spec.approach == "cpsat" else None,
         "workers": spec.workers,
         "scheduler": spec.scheduler,
     }
@@ -493,9 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--approaches",
         nargs="+",
-        choices=["engine", "monolithic"],
+        choices=["engine", "monolithic", "cpsat"],
         default=["engine", "monolithic"],
-        help="solve each size with optistock's strategy and/or the plain monolithic model (default: both)",
+        help="solve each size with optistock's strategy, the plain monolithic model, and/or the strategy "
+        "with CP-SAT as the full MILP's solver (default: engine and monolithic)",
     )
     parser.add_argument(
         "--workers", type=int, default=None, help="Dask workers for fix-and-optimize (default: threads)"

@@ -61,6 +61,12 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--threads", type=int, help="Solver threads (overrides solver.threads).")
 @click.option("--seed", type=int, help="Solver random seed (overrides solver.seed).")
 @click.option(
+    "--solver",
+    "solver_name",
+    type=click.Choice(["highs", "cpsat"]),
+    help="Solver of the full MILP (overrides solver.name).",
+)
+@click.option(
     "--method",
     type=click.Choice(["auto", "milp", "decompose", "monolithic"]),
     help="How to solve (overrides solver.method; see the README's performance section).",
@@ -98,6 +104,7 @@ def run(
     mip_gap: float | None,
     threads: int | None,
     seed: int | None,
+    solver_name: str | None,
     method: str | None,
     workers: int | None,
     scheduler: str | None,
@@ -132,6 +139,7 @@ def run(
             store=store,
             record=record,
             firm_orders=not no_firm_orders,
+            name=solver_name,
             time_limit=time_limit,
             mip_gap=mip_gap,
             threads=threads,
