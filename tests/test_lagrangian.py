@@ -187,3 +187,24 @@ def _load_synthetic(folder: Path) -> ProblemData:
         "name: s\ndata: data\nhorizon: {periods: 13}\nsolver: {time_limit: 20, mip_gap: 0.0, threads: 1}\n"
     )
     return load_problem(scenario)
+
+
+def test_equal_split_prices_without_an_lp(tmp_path: Path) -> None:
+    """Without LP duals the order cost is split equally over the SKUs on the order: μ = (50, 50), the
+    split that makes the hand-solved case exact."""
+    problem = _load(TWO_SKUS, 1, tmp_path)
+    prices = lagrangian.equal_split_prices(build_sets(problem))
+    po = ("S1", "W1", 0)
+    assert prices.order_share == {(po, "A"): 50.0, (po, "B"): 50.0}
+    assert _bound(problem, prices, [["A"], ["B"]]) == pytest.approx(120.0)
+
+
+def test_groups_left_at_the_deadline_count_zero(tmp_path: Path) -> None:
+    """A deadline already passed solves no group: the bound is the master's terms alone (0 here)."""
+    problem = _load(TWO_SKUS, 1, tmp_path)
+    prices = lagrangian.equal_split_prices(build_sets(problem))
+    result = lagrangian.lagrangian_bound(
+        problem, build_sets(problem), prices, [["A"], ["B"]], InProcessRunner(problem), SETTINGS, 20, 0.0
+    )
+    assert result.solved_groups == 0
+    assert result.bound == pytest.approx(0.0)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -100,6 +101,17 @@ def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
     return Prices(dict(share), budget, capacity, {po: v for po, v in order_value.items() if v > 0})
 
 
+def equal_split_prices(sets: ModelSets) -> Prices:
+    """Prices without an LP: each purchase order's fixed cost split equally over the SKUs that have a
+    line on it, and no price on the budget, capacity or minimum order values. Valid like any other
+    prices (the master term min(0, F_p − Σ μ_p) is then 0); used when the LP relaxation gave no duals."""
+    skus: dict[PurchaseOrder, set[str]] = defaultdict(set)
+    for po, lines in sets.purchase_orders.items():
+        skus[po].update(line[1] for line in lines)
+    share = {(po, sku): sets.order_cost[po] / len(members) for po, members in skus.items() for sku in members}
+    return Prices(share, {}, {})
+
+
 def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Prices) -> ModelSets:
     """The sets of group ``members``'s Lagrangian sub-problem: its own model with the prices in it.
 
@@ -165,16 +177,21 @@ def lagrangian_bound(
     runner: GroupRunner,
     settings: SolverSettings,
     time_limit: float,
+    deadline: float = math.inf,
 ) -> LagrangianBound:
-    """Solve every group's priced sub-problem on ``runner`` (at most ``time_limit`` seconds each) and
-    add up the bound; a group the solver proves nothing for counts 0."""
-    tasks = [
-        GroupTask(tuple(group), priced_group_sets(problem, group, prices), None, settings, time_limit)
-        for group in groups
-    ]
+    """Solve the groups' priced sub-problems on ``runner`` (at most ``time_limit`` seconds each), in
+    batches until ``deadline`` (a ``time.perf_counter()`` value), and add up the bound; a group not
+    solved, or the solver proves nothing for, counts 0."""
     results: list[GroupResult] = []
-    for first in range(0, len(tasks), max(runner.slots, 1) * 4):
-        results.extend(runner.solve(tasks[first : first + max(runner.slots, 1) * 4]))
+    batch = max(runner.slots, 1) * 4
+    for first in range(0, len(groups), batch):
+        if time.perf_counter() >= deadline:
+            break
+        tasks = [
+            GroupTask(tuple(group), priced_group_sets(problem, group, prices), None, settings, time_limit)
+            for group in groups[first : first + batch]
+        ]
+        results.extend(runner.solve(tasks))
     total = master_terms(sets, prices)
     solved = 0
     orders, transfers = [], []

@@ -77,6 +77,8 @@ LAGRANGIAN_SHARE = 0.25
 """Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
 LAGRANGIAN_RESTRICTED_SHARE = 0.35
 """Share of the time limit for the MILP restricted to the orders of the Lagrangian and incumbent plans."""
+RESTRICTED_MILP_LINE_LIMIT = 100_000
+"""Above this many order lines the MILP restricted to the Lagrangian orders is not tried."""
 LAGRANGIAN_GROUP_SKUS = 4
 LAGRANGIAN_GROUP_TIME_LIMIT = 2.0
 MAX_STOCK_SIGN_ROUNDS = 5
@@ -213,7 +215,7 @@ class Optimiser:
         if decompose and self.incumbent is not None:
             method = method.replace("milp", "fix-and-optimize + milp")
             with group_runner(self.problem, self.settings) as runner:
-                if lagrangian.applicable(self.problem) and relaxation.duals:
+                if lagrangian.applicable(self.problem):
                     method = "lagrangian + " + method
                     self._lagrangian(runner, sets, relaxation)
                 self._improve_by_sku_groups(runner, max([lp_bound or -math.inf, *self.proven_bounds]))
@@ -498,9 +500,20 @@ class Optimiser:
         sub_settings = self.settings.model_copy(
             update={"mip_gap": 1e-4, "threads": 1 if runner.slots > 1 else self.settings.threads}
         )
-        prices = lagrangian.prices_from_duals(sets, relaxation.duals)
+        prices = (
+            lagrangian.prices_from_duals(sets, relaxation.duals)
+            if relaxation.duals
+            else lagrangian.equal_split_prices(sets)
+        )
         result = lagrangian.lagrangian_bound(
-            self.problem, sets, prices, groups, runner, sub_settings, max(per_group, 0.2)
+            self.problem,
+            sets,
+            prices,
+            groups,
+            runner,
+            sub_settings,
+            max(per_group, 0.2),
+            deadline=started + budget,
         )
         logger.info(
             "Lagrangian bound %.2f (%d of %d groups proven, %.1f s)",
@@ -515,7 +528,14 @@ class Optimiser:
         self.subproblems["solve_s"] += result.solve_seconds
         if runner.slots == 1:
             self.timings["build"] += result.build_seconds
-        if self._main is None:
+        if self._main is None or len(self._main[0].packs) > RESTRICTED_MILP_LINE_LIMIT:
+            # too large for a MILP over every SKU: the groups' plans, repaired, are the candidate
+            orders, transfers = repair_plan(self.problem, result.orders, result.transfers)
+            candidate = evaluate_plan(self.problem, orders, transfers)
+            kept = self._offer(candidate)
+            logger.info(
+                "Lagrangian plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better"
+            )
             return
         model, session = self._main
         assert self.incumbent is not None
