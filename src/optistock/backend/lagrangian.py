@@ -181,11 +181,19 @@ def lagrangian_bound(
 ) -> LagrangianBound:
     """Solve the groups' priced sub-problems on ``runner`` (at most ``time_limit`` seconds each), in
     batches until ``deadline`` (a ``time.perf_counter()`` value), and add up the bound; a group not
-    solved, or the solver proves nothing for, counts 0."""
+    solved, or the solver proves nothing for, counts 0. It stops early once the batches so far show
+    that not every group can be solved by the deadline (the bound would then be weak)."""
     results: list[GroupResult] = []
     batch = max(runner.slots, 1) * 4
+    started = time.perf_counter()
     for first in range(0, len(groups), batch):
-        if time.perf_counter() >= deadline:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        if first and math.isfinite(deadline) and started + (now - started) * len(groups) / first > deadline:
+            logger.info(
+                "Lagrangian bound: %d of %d groups would not be solved in time; stopped", first, len(groups)
+            )
             break
         tasks = [
             GroupTask(tuple(group), priced_group_sets(problem, group, prices), None, settings, time_limit)

@@ -523,7 +523,9 @@ class Optimiser:
             time.perf_counter() - started,
         )
         self.proven_bounds.append(result.bound)
-        self.subproblems["count"] += result.groups
+        self.subproblems["count"] += result.solved_groups
+        if result.solved_groups < result.groups:
+            return  # the groups' plans cover only some SKUs
         self.subproblems["build_s"] += result.build_seconds
         self.subproblems["solve_s"] += result.solve_seconds
         if runner.slots == 1:
