@@ -96,6 +96,21 @@ class ArrayModel:
     """Seconds spent building the arrays (``arrays``) and in HiGHS's ``passModel`` (``hand_off``)."""
     version: str = ""
     """HiGHS version."""
+    row_duals: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """Row duals of the last optimal :meth:`solve_lp` (HiGHS's signs)."""
+
+    def duals(self, families: Iterable[str]) -> dict[tuple[Any, ...], float]:
+        """The last LP's row duals of the given constraint families, keyed (family, *row key)."""
+        out: dict[tuple[Any, ...], float] = {}
+        if not len(self.row_duals):
+            return out
+        for family in families:
+            block = self.rows.get(family)
+            if block is None:
+                continue
+            for key, row in zip(block.keys, block.index.tolist(), strict=True):
+                out[(family, *(key if isinstance(key, tuple) else (key,)))] = float(self.row_duals[row])
+        return out
 
     @property
     def num_integer(self) -> int:
@@ -125,7 +140,9 @@ class ArrayModel:
                 return SolveStatus.INFEASIBLE, None, np.empty(0)
             if status != highspy.HighsModelStatus.kOptimal:
                 return SolveStatus.NO_SOLUTION, None, np.empty(0)
-            values = np.asarray(highs.getSolution().col_value, dtype=float)
+            solution = highs.getSolution()
+            values = np.asarray(solution.col_value, dtype=float)
+            self.row_duals = np.asarray(solution.row_dual, dtype=float)
             return SolveStatus.OPTIMAL, float(highs.getInfo().objective_function_value), values
         finally:
             if len(integer):

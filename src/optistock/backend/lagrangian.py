@@ -79,10 +79,14 @@ def applicable(problem: ProblemData) -> bool:
     return not any(rule.sku is None for rule in problem.sourcing.shares)
 
 
+ROW_FAMILIES = ("purchase_order_link", "budget", "supplier_capacity", "min_order_value")
+"""The constraints whose duals price the coupling."""
+
+
 def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
-    """Prices from the LP relaxation's row duals: keys ``("link", *line)``, ``("budget", t)``,
-    ``("capacity", s, t)`` and ``("mov", s, w, t)`` (HiGHS's signs: a binding ≤ row of a minimisation
-    has a dual ≤ 0, a binding ≥ row one ≥ 0).
+    """Prices from the LP relaxation's row duals, keyed (constraint name, *index) for the constraints of
+    :data:`ROW_FAMILIES`. Any non-negative prices give a valid bound; the prices are the duals'
+    magnitudes, whatever side of its inequality a builder puts a row's terms on.
 
     A line's link row reads on_l − po_open_p ≤ 0 (coefficient 1 on po_open) or q_l − U_l·po_open_p ≤ 0
     (coefficient U_l); the price its SKU pays for p is the row's dual times that coefficient, which is
@@ -90,14 +94,14 @@ def prices_from_duals(sets: ModelSets, duals: Mapping[tuple, float]) -> Prices:
     """
     share: dict[tuple[PurchaseOrder, str], float] = defaultdict(float)
     for key, line in sets.lines.items():
-        dual = -duals.get(("link", *key), 0.0)
+        dual = abs(duals.get(("purchase_order_link", *key), 0.0))
         if dual <= 0:
             continue
         coefficient = 1.0 if (line.segments or line.needs_activation) else float(line.max_quantity)
         share[((line.supplier, line.warehouse, line.order_period), line.sku)] += dual * coefficient
-    budget = {t: max(-duals.get(("budget", t), 0.0), 0.0) for t in sets.budget}
-    capacity = {key: max(-duals.get(("capacity", *key), 0.0), 0.0) for key in sets.supplier_capacity}
-    order_value = {po: max(duals.get(("mov", *po), 0.0), 0.0) for po in sets.purchase_orders}
+    budget = {t: abs(duals.get(("budget", t), 0.0)) for t in sets.budget}
+    capacity = {key: abs(duals.get(("supplier_capacity", *key), 0.0)) for key in sets.supplier_capacity}
+    order_value = {po: abs(duals.get(("min_order_value", *po), 0.0)) for po in sets.purchase_orders}
     return Prices(dict(share), budget, capacity, {po: v for po, v in order_value.items() if v > 0})
 
 
@@ -223,14 +227,9 @@ def lagrangian_bound(
 
 
 def link_rows(model: object) -> dict[tuple, object]:
-    """The rows whose duals price the coupling: purchase-order links, budget, supplier capacity."""
+    """The Pyomo constraints of :data:`ROW_FAMILIES`, keyed (constraint name, *index)."""
     rows: dict[tuple, object] = {}
-    for key, con in model.purchase_order_link.items():  # type: ignore[attr-defined]
-        rows[("link", *key)] = con
-    for t, con in model.budget.items():  # type: ignore[attr-defined]
-        rows[("budget", t)] = con
-    for key, con in model.supplier_capacity.items():  # type: ignore[attr-defined]
-        rows[("capacity", *key)] = con
-    for key, con in model.min_order_value.items():  # type: ignore[attr-defined]
-        rows[("mov", *key)] = con
+    for family in ROW_FAMILIES:
+        for key, con in getattr(model, family).items():
+            rows[(family, *(key if isinstance(key, tuple) else (key,)))] = con
     return rows

@@ -34,7 +34,7 @@ import pandas as pd
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap, ComponentSet
 
-from optistock.backend import lagrangian
+from optistock.backend import arrays, lagrangian
 from optistock.backend.cpsat import CpSatSession
 from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
 from optistock.backend.heuristics import (
@@ -77,6 +77,9 @@ LAGRANGIAN_SHARE = 0.25
 """Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
 LAGRANGIAN_RESTRICTED_SHARE = 0.35
 """Share of the time limit for the MILP restricted to the orders of the Lagrangian and incumbent plans."""
+ARRAY_LINE_LIMIT = 100_000
+"""Above this many order lines (and without model extensions) the full model is built from arrays and
+only its LP relaxation is solved; every MILP is then a SKU-group sub-problem (``_run_large``)."""
 RESTRICTED_MILP_LINE_LIMIT = 100_000
 """Above this many order lines the MILP restricted to the Lagrangian orders is not tried."""
 LAGRANGIAN_GROUP_SKUS = 4
@@ -166,6 +169,12 @@ class Optimiser:
         started = time.perf_counter()
         sets = build_sets(self.problem)
         self.timings["build"] += time.perf_counter() - started
+        if (
+            self.settings.method in ("auto", "decompose")
+            and len(sets.lines) > ARRAY_LINE_LIMIT
+            and arrays.supports(self.problem, sets)
+        ):
+            return self._run_large(sets)
         model, session = self._build(sets)
         self._main = (model, session)
         size = model_size(model)
@@ -230,6 +239,69 @@ class Optimiser:
         # models rebuilt while solving (sub-problems, stock-sign rounds) count as build time, not solve time
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
+        return self._finish(result, lp_bound, solve_started, size, method)
+
+    def _run_large(self, sets: ModelSets) -> Outcome:
+        """Models with more than ``ARRAY_LINE_LIMIT`` order lines: the full model is built only from
+        arrays (:mod:`.arrays`, the same model as Pyomo's) for its LP relaxation — the bound, the rounded
+        start and the Lagrangian prices — and every MILP is a SKU-group sub-problem: the Lagrangian bound,
+        then fix-and-optimize for the rest of the time limit."""
+        started = time.perf_counter()
+        array_model = arrays.build_array_model(self.problem, sets)
+        self.timings["build"] += time.perf_counter() - started
+        size = {
+            "variables": array_model.num_cols,
+            "integer_variables": array_model.num_integer,
+            "constraints": array_model.num_rows,
+        }
+        logger.info(
+            "model (arrays): %(variables)d variables (%(integer_variables)d integer), %(constraints)d rows",
+            size,
+        )
+        solve_started = time.perf_counter()
+        build_before_solve = self.timings["build"]
+        status, lp_bound, values = array_model.solve_lp(max(self.remaining() / 4, 1.0), self.settings.threads)
+        if status is SolveStatus.INFEASIBLE:
+            raise InfeasibleError(diagnose_infeasibility(self.problem))
+        relaxation = Relaxation(infeasible=False, objective=lp_bound, values={})
+        if lp_bound is not None and len(values):
+            packs, transfer = array_model["packs"], array_model["transfer"]
+            lp_values: dict[VariableKey, float] = {
+                ("packs", *key): float(v)
+                for key, v in zip(packs.keys, values[packs.index].tolist(), strict=True)
+            }
+            lp_values.update(
+                {
+                    ("transfer", *key): float(v)
+                    for key, v in zip(transfer.keys, values[transfer.index].tolist(), strict=True)
+                }
+            )
+            relaxation = Relaxation(False, lp_bound, lp_values, array_model.duals(lagrangian.ROW_FAMILIES))
+            logger.info("LP relaxation bound %.2f", lp_bound)
+            self._offer_rounded(sets, relaxation)
+        del array_model, values
+        orders, transfers = empty_plan()
+        self._offer(evaluate_plan(self.problem, orders, transfers))
+        for start_orders, start_transfers in self.start_plans:
+            self._offer(
+                evaluate_plan(self.problem, *repair_plan(self.problem, start_orders, start_transfers))
+            )
+        method = "arrays + fix-and-optimize"
+        if self.incumbent is None:  # not even the empty plan is valid: _finish says so
+            result = SolveResult(SolveStatus.NO_SOLUTION, "no valid start", None, None, "highs", "", 0.0)
+            return self._finish(result, lp_bound, solve_started, size, method)
+        with group_runner(self.problem, self.settings) as runner:
+            if lagrangian.applicable(self.problem):
+                method = "arrays + lagrangian + fix-and-optimize"
+                self._lagrangian(runner, sets, relaxation)
+            self._improve_by_sku_groups(
+                runner, max([lp_bound or -math.inf, *self.proven_bounds]), until=self.deadline - 1.0
+            )
+        rebuild_seconds = self.timings["build"] - build_before_solve
+        self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
+        result = SolveResult(
+            SolveStatus.FEASIBLE, "no full MILP (model too large)", None, None, "highs", _highs_version(), 0.0
+        )
         return self._finish(result, lp_bound, solve_started, size, method)
 
     def _finish(
@@ -568,14 +640,16 @@ class Optimiser:
         if restricted.objective is not None:
             self._offer_extracted(model)
 
-    def _improve_by_sku_groups(self, runner: GroupRunner, lp_bound: float | None) -> None:
+    def _improve_by_sku_groups(
+        self, runner: GroupRunner, lp_bound: float | None, until: float | None = None
+    ) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
 
         Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
         each result is merged into the incumbent and kept only if the merged plan is valid and cheaper.
         """
         assert self.incumbent is not None
-        stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit
+        stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit if until is None else until
         skus = _sku_order(self.problem)
         sub_settings = self.settings.model_copy(
             update={
@@ -648,6 +722,12 @@ class Optimiser:
             )
             improved |= self._offer(candidate)
         return improved
+
+
+def _highs_version() -> str:
+    import highspy
+
+    return str(highspy.Highs().version())
 
 
 def _sku_order(problem: ProblemData) -> list[str]:
