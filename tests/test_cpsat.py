@@ -114,3 +114,13 @@ def test_engine_with_cpsat_writes_a_checked_plan(tmp_path: Path) -> None:
     result, _, check = solve(tmp_path, FIXED_COST, 2, {**SOLVER, "name": "cpsat"})
     assert check.total == pytest.approx(65.0)
     assert result.solve.solver == "cpsat"
+
+
+def test_engine_refuses_fractional_units_for_cpsat_before_solving(tmp_path: Path) -> None:
+    from optistock.pipeline import run_scenario
+
+    demand = [{"sku": "A", "warehouse": "W1", "period": 0, "quantity": 2.5}]
+    path = write_scenario(tmp_path, {**BASE_TABLES, "demand": demand}, 1, {**SOLVER, "name": "cpsat"})
+    with pytest.raises(InputError, match="whole units"):
+        run_scenario(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -35,7 +35,7 @@ import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap, ComponentSet
 
 from optistock.backend import arrays, lagrangian
-from optistock.backend.cpsat import CpSatSession
+from optistock.backend.cpsat import CpSatSession, whole_unit_data
 from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
 from optistock.backend.heuristics import (
     order_decisions,
@@ -55,7 +55,7 @@ from optistock.backend.solve import (
     VariableKey,
     relative_gap,
 )
-from optistock.errors import InfeasibleError, NoSolutionError
+from optistock.errors import InfeasibleError, InputError, NoSolutionError
 from optistock.postprocess.extract import empty_plan, extract_plan
 from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
 from optistock.preprocess.data import ProblemData
@@ -164,6 +164,13 @@ class Optimiser:
         return model, session
 
     def run(self) -> Outcome:
+        if self.settings.name == "cpsat" and (fractional := whole_unit_data(self.problem)):
+            raise InputError(  # refused before any solve, not after the time limit
+                "solver.name cpsat needs whole units, but these inputs have fractional quantities: "
+                + ", ".join(fractional)
+                + "; use solver.name highs",
+                field="solver.name",
+            )
         if self.settings.method == "monolithic":
             return self._run_monolithic()
         started = time.perf_counter()

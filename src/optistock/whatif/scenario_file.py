@@ -84,7 +84,7 @@ class HorizonPatch(StrictModel):
 
 
 class SolverPatch(StrictModel):
-    name: Literal["highs"] | None = None
+    name: Literal["highs", "cpsat"] | None = None
     """MILP solver. HiGHS is the default and the only one required."""
     time_limit: float | None = Field(default=None, gt=0)
     """Wall-clock limit of the solve, in seconds."""
