@@ -28,7 +28,7 @@ import pandas as pd
 
 from optistock.backend.model import VARIABLES
 from optistock.backend.sets import ModelSets, network_units
-from optistock.backend.solve import SolveResult, SolveStatus, _use_threads
+from optistock.backend.solve import SolveResult, SolveStatus, _use_threads, highs_result
 from optistock.preprocess.data import ProblemData
 
 ROW_FAMILIES = (
@@ -184,38 +184,18 @@ class ArrayModel:
             if highs.setSolution(solution) == highspy.HighsStatus.kError:
                 logger.warning("HiGHS refused the start plan")
         highs.run()
-        status = highs.getModelStatus()
-        info = highs.getInfo()
-        if status == highspy.HighsModelStatus.kModelEmpty:  # nothing to decide: the empty plan
+        if (
+            highs.getModelStatus() == highspy.HighsModelStatus.kModelEmpty
+        ):  # nothing to decide: the empty plan
             seconds = time.perf_counter() - started
             empty = SolveResult(
                 SolveStatus.OPTIMAL, "Empty", self.offset, self.offset, "highs", self.version, seconds
             )
             return empty, np.empty(0)
-        has_solution = info.primal_solution_status == 2
-        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
-            normalised = SolveStatus.INFEASIBLE
-        elif not has_solution:
-            normalised = SolveStatus.NO_SOLUTION
-        elif status == highspy.HighsModelStatus.kOptimal:
-            normalised = SolveStatus.OPTIMAL
-        else:
-            normalised = SolveStatus.FEASIBLE
-        values = np.asarray(highs.getSolution().col_value, dtype=float) if has_solution else np.empty(0)
-        if info.mip_node_count >= 0:
-            bound: float | None = float(info.mip_dual_bound)
-        else:
-            bound = float(info.objective_function_value) if normalised is SolveStatus.OPTIMAL else None
-        result = SolveResult(
-            status=normalised,
-            termination=highs.modelStatusToString(status),
-            objective=float(info.objective_function_value) if has_solution else None,
-            best_bound=bound if bound is not None and math.isfinite(bound) else None,
-            solver="highs",
-            solver_version=self.version,
-            seconds=time.perf_counter() - started,
-        )
-        return result, values
+        result = highs_result(highs, started, self.version)
+        if result.objective is None:
+            return result, np.empty(0)
+        return result, np.asarray(highs.getSolution().col_value, dtype=float)
 
     def values(self, family: str, col_values: np.ndarray) -> np.ndarray:
         """The values of one variable family, in the order of its keys."""

@@ -350,6 +350,11 @@ def _cut(
             changes[row] = reduced if reduced >= smallest else 0
 
 
+def order_variables(model: pyo.ConcreteModel) -> list[pyo.Var]:
+    """Every 0/1 order decision of the model: ``po_open``, ``line_active``, ``segment_active``."""
+    return [*model.po_open.values(), *model.line_active.values(), *model.segment_active.values()]
+
+
 def order_decisions(model: pyo.ConcreteModel, sets: ModelSets, orders: pd.DataFrame) -> list[pyo.Var]:
     """The 0/1 variables (``po_open``, ``line_active``, ``segment_active``) that the order lines
     ``orders`` set to 1; lines the model has no variable for are ignored."""

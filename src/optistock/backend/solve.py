@@ -122,6 +122,36 @@ class SolverProgress:
             self._log("searching", event)
 
 
+def highs_result(highs: highspy.Highs, started: float, version: str) -> SolveResult:
+    """The normalised account of a finished ``highs.run()`` on a model passed to highspy directly:
+    status, objective of the best plan, and the proven bound (the MILP's dual bound, or the objective of
+    a model solved without branching)."""
+    status = highs.getModelStatus()
+    info = highs.getInfo()
+    has_solution = info.primal_solution_status == 2
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        normalised = SolveStatus.INFEASIBLE
+    elif not has_solution:
+        normalised = SolveStatus.NO_SOLUTION
+    elif status == highspy.HighsModelStatus.kOptimal:
+        normalised = SolveStatus.OPTIMAL
+    else:
+        normalised = SolveStatus.FEASIBLE
+    if info.mip_node_count >= 0:
+        bound: float | None = float(info.mip_dual_bound)
+    else:
+        bound = float(info.objective_function_value) if normalised is SolveStatus.OPTIMAL else None
+    return SolveResult(
+        status=normalised,
+        termination=highs.modelStatusToString(status),
+        objective=float(info.objective_function_value) if has_solution else None,
+        best_bound=bound if bound is not None and math.isfinite(bound) else None,
+        solver="highs",
+        solver_version=version,
+        seconds=time.perf_counter() - started,
+    )
+
+
 class HighsSession:
     """One model loaded into HiGHS through Pyomo's persistent interface.
 
@@ -252,35 +282,14 @@ class HighsSession:
             solution.value_valid = True
             variant.setSolution(solution)
         variant.run()
-        status = variant.getModelStatus()
-        info = variant.getInfo()
-        has_solution = info.primal_solution_status == 2
-        if status == highspy.HighsModelStatus.kInfeasible:
-            normalised = SolveStatus.INFEASIBLE
-        elif not has_solution:
-            normalised = SolveStatus.NO_SOLUTION
-        elif status == highspy.HighsModelStatus.kOptimal:
-            normalised = SolveStatus.OPTIMAL
-        else:
-            normalised = SolveStatus.FEASIBLE
-        if has_solution:
+        result = highs_result(variant, started, self.version)
+        if result.objective is not None:
             values = variant.getSolution().col_value
             for var in self.model.component_data_objects(pyo.Var, active=True):
                 column = self.solver._pyomo_var_to_solver_var_map.get(id(var))
                 if column is not None:
                     var.set_value(values[column], skip_validation=True)
-        bound = float(info.mip_dual_bound) if info.mip_node_count >= 0 else None
-        if bound is None and normalised is SolveStatus.OPTIMAL:
-            bound = float(info.objective_function_value)  # solved without branching (an LP)
-        return SolveResult(
-            status=normalised,
-            termination=variant.modelStatusToString(status),
-            objective=float(info.objective_function_value) if has_solution else None,
-            best_bound=bound if bound is not None and math.isfinite(bound) else None,
-            solver="highs",
-            solver_version=self.version,
-            seconds=time.perf_counter() - started,
-        )
+        return result
 
     def solve(self, settings: SolverSettings, time_limit: float | None = None) -> SolveResult:
         """Solve under ``settings``; on success the model's variables hold the best plan found."""

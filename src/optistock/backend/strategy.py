@@ -39,6 +39,7 @@ from optistock.backend.cpsat import CpSatSession, whole_unit_data
 from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
 from optistock.backend.heuristics import (
     order_decisions,
+    order_variables,
     repair_plan,
     round_lp_quantities,
     round_lp_transfers,
@@ -413,11 +414,7 @@ class Optimiser:
             self.proven_bounds.append(relaxed.best_bound)
         if relaxed.objective is None:
             return True
-        structure = [
-            *model.po_open.values(),
-            *model.line_active.values(),
-            *model.segment_active.values(),
-        ]
+        structure = order_variables(model)
         closed = [var for var in structure if (var.value or 0.0) < 0.5]
         restricted = session.solve_variant(
             self.settings,
@@ -626,7 +623,7 @@ class Optimiser:
         )
         opened = ComponentSet(order_decisions(model, sets, result.orders))
         opened.update(order_decisions(model, sets, incumbent.orders))
-        structure = [*model.po_open.values(), *model.line_active.values(), *model.segment_active.values()]
+        structure = order_variables(model)
         closed = [var for var in structure if var not in opened]
         restricted = session.solve_variant(
             self.settings,
