@@ -235,6 +235,8 @@ def build_sets(
     stock that re-simulation shows the warehouse did not have. ``all_stock_sign_cells`` adds them
     everywhere they could matter instead.
     """
+    if skus is not None:
+        problem = problem.for_skus(skus)  # the group's rows only: the loops below cost what it costs
     periods = problem.periods
     demand_by_sku = problem.demand.groupby(level="sku").sum()
     demanded = set(demand_by_sku.index[demand_by_sku > 0])

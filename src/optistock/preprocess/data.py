@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, SupportsFloat, cast
@@ -161,6 +161,61 @@ class ProblemData:
     def has_service_targets(self) -> bool:
         """True when some SKU-warehouse has a safety-stock target (the model then has the soft floor)."""
         return len(self.safety_stock) > 0
+
+    def for_skus(self, skus: Collection[str]) -> ProblemData:
+        """The same problem with only the rows of ``skus`` in the SKU-keyed tables that
+        :func:`~optistock.backend.sets.build_sets` reads (skus, offers, price breaks, demand, stock, open
+        orders, safety stock, stock ages, channel demand). Every other table is shared as it is.
+
+        A SKU-group sub-problem is built from it, so that building it costs what the group costs and not
+        what the whole problem costs; the rows are located once per problem (:attr:`_rows_by_sku`)."""
+        positions = self._rows_by_sku
+        members = sorted(set(skus))
+
+        def rows(name: str, table: Any) -> Any:
+            found = [positions[name][sku] for sku in members if sku in positions[name]]
+            taken = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+            return table.iloc[taken]
+
+        return replace(
+            self,
+            skus=rows("skus", self.skus),
+            offers=rows("offers", self.offers),
+            price_breaks=rows("price_breaks", self.price_breaks),
+            demand=rows("demand", self.demand),
+            on_hand=rows("on_hand", self.on_hand),
+            open_orders=rows("open_orders", self.open_orders),
+            safety_stock=rows("safety_stock", self.safety_stock),
+            stock_ages=rows("stock_ages", self.stock_ages),
+            channel_demand=rows("channel_demand", self.channel_demand),
+        )
+
+    @cached_property
+    def _rows_by_sku(self) -> dict[str, dict[str, np.ndarray]]:
+        """Row positions of each SKU in the tables :meth:`for_skus` slices."""
+        tables: dict[str, pd.DataFrame | pd.Series] = {
+            "skus": self.skus,
+            "offers": self.offers,
+            "price_breaks": self.price_breaks,
+            "demand": self.demand,
+            "on_hand": self.on_hand,
+            "open_orders": self.open_orders,
+            "safety_stock": self.safety_stock,
+            "stock_ages": self.stock_ages,
+            "channel_demand": self.channel_demand,
+        }
+        positions: dict[str, dict[str, np.ndarray]] = {}
+        for name, table in tables.items():
+            if len(table) == 0:
+                positions[name] = {}
+                continue
+            if isinstance(table, pd.DataFrame) and "sku" in table.columns:
+                keys = table["sku"].astype(str).to_numpy()
+            else:
+                keys = table.index.get_level_values("sku").astype(str).to_numpy()
+            grouped = pd.Series(keys).groupby(keys).indices
+            positions[name] = {str(k): np.asarray(v, dtype=np.int64) for k, v in grouped.items()}
+        return positions
 
     @cached_property
     def shelf_life(self) -> dict[str, int]:
