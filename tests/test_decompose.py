@@ -23,7 +23,7 @@ from test_properties import instances
 
 from optistock.backend.decompose import group_sets, plan_without
 from optistock.backend.sets import build_sets
-from optistock.backend.strategy import Optimiser
+from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
 from optistock.pipeline import run_scenario
 from optistock.postprocess.simulate import evaluate_plan
@@ -97,6 +97,35 @@ def test_decomposed_plan_is_valid_and_its_bound_is_true(tmp_path: Path, seed: in
     assert summary["solver"]["workers"] == workers
     assert summary["objective"] >= optimum - 1e-6 * optimum
     assert summary["best_bound"] <= optimum + 1e-6 * optimum
+
+
+@pytest.mark.parametrize(("seed", "workers"), [(2, 1), (3, 2)])
+def test_a_model_too_large_to_build_is_planned_and_bounded_by_groups(
+    tmp_path: Path, seed: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path of models over ``GROUP_PATH_LINE_LIMIT`` lines (forced here): no whole model, the
+    Lagrangian bound priced by lane and fix-and-optimize from its groups' plans. The plan is valid under
+    the independent checker at the cost it reports, no cheaper than the proven optimum, and the bound
+    no higher than it."""
+    from optistock.backend import strategy
+
+    optimum = _optimum(tmp_path / "reference", seed)
+    monkeypatch.setattr(strategy, "GROUP_PATH_LINE_LIMIT", 0)
+    scenario = _write(tmp_path / "case", seed, {"workers": workers, "time_limit": 20})
+    out = tmp_path / "out"
+    run_scenario(scenario, out)
+    summary = _checked(out)
+    assert summary["method"] == "groups: lagrangian + fix-and-optimize"
+    assert summary["subproblems"]["count"] > 0
+    assert summary["objective"] >= optimum - 1e-6 * optimum
+    assert 0 < summary["best_bound"] <= optimum + 1e-6 * optimum
+
+
+def test_estimated_lines_never_undercount(tmp_path: Path) -> None:
+    for seed in range(3):
+        problem = load_problem(_write(tmp_path / str(seed), seed, {}))
+        lines = len(build_sets(problem).lines)
+        assert lines <= estimated_lines(problem) <= 3 * lines
 
 
 def test_subproblems_run_on_the_cluster_of_a_given_scheduler(tmp_path: Path) -> None:

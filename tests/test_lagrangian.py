@@ -149,10 +149,59 @@ def test_bound_priced_by_lp_duals_never_exceeds_the_optimum(case: tuple[dict[str
         prices, lp_bound = _lp_prices(problem)
         skus = sorted({cell[0] for cell in build_sets(problem).stock_cells})
         tolerance = 1e-6 * max(1.0, abs(optimum))
+        by_lane = lagrangian.lane_split_prices(problem)
         for groups in ([[sku] for sku in skus], [skus]) if skus else ():
             bound = _bound(problem, prices, groups)
             assert bound <= optimum + tolerance, (groups, bound, optimum)
+            bound = _bound_without_sets(problem, by_lane, groups)
+            assert bound <= optimum + tolerance, ("by lane", groups, bound, optimum)
         assert lp_bound <= optimum + tolerance
+
+
+def _bound_without_sets(problem: ProblemData, prices: lagrangian.Prices, groups: list[list[str]]) -> float:
+    result = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, InProcessRunner(problem), SETTINGS, 20
+    )
+    assert result.solved_groups == len(groups)
+    return result.bound
+
+
+def test_lane_split_prices_share_each_order_over_the_skus_that_could_use_it(tmp_path: Path) -> None:
+    """Without the whole model: S1's order cost 100 over the two demanded SKUs it offers (not C, which
+    nobody demands), 50 each, the split that makes the hand case exact (120); a third demanded SKU on the
+    lane makes it 100/3, and the bound then stays below the optimum."""
+    tables = {
+        **TWO_SKUS,
+        "skus": [
+            *TWO_SKUS["skus"],
+            {"sku": "C", "unit_volume": 1.0, "holding_cost": 1.0, "shortage_cost": 1.0},
+        ],
+        "offers": [*TWO_SKUS["offers"], {**TWO_SKUS["offers"][0], "sku": "C"}],
+    }
+    problem = _load(tables, 1, tmp_path / "two")
+    prices = lagrangian.lane_split_prices(problem)
+    assert prices.lane_share == {("S1", "W1"): 50.0}
+    assert _bound_without_sets(problem, prices, [["A"], ["B"], ["C"]]) == pytest.approx(120.0)
+    tables["demand"] = [*TWO_SKUS["demand"], {"sku": "C", "warehouse": "W1", "period": 0, "quantity": 1}]
+    problem = _load(tables, 1, tmp_path / "three")
+    prices = lagrangian.lane_split_prices(problem)
+    assert prices.lane_share == {("S1", "W1"): pytest.approx(100.0 / 3)}
+    optimum = _optimum(problem)
+    assert optimum == pytest.approx(100.0 + 21.0)  # one order: 21 units at 1
+    # C alone would rather go short (1) than pay its share 33.3; A and B pay 10 + 33.3 each
+    assert _bound_without_sets(problem, prices, [["A"], ["B"], ["C"]]) == pytest.approx(
+        2 * (10 + 100 / 3) + 1
+    )
+    with pytest.raises(ValueError, match="whole model's sets"):
+        lagrangian.lagrangian_bound(
+            problem,
+            None,
+            lagrangian.equal_split_prices(build_sets(problem)),
+            [["A"]],
+            InProcessRunner(problem),
+            SETTINGS,
+            20,
+        )
 
 
 def test_a_share_rule_over_all_skus_gets_no_lagrangian_bound(tmp_path: Path) -> None:

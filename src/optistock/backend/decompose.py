@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pandas as pd
+import pyomo.environ as pyo
 
 from optistock.backend.heuristics import start_values
 from optistock.backend.model import build_model
@@ -52,7 +53,10 @@ class GroupTask:
     """Everything a worker needs to solve one group sub-problem (the problem data is sent apart)."""
 
     members: tuple[str, ...]
-    sets: ModelSets
+    sets: ModelSets | Callable[[ProblemData], ModelSets]
+    """The sub-problem's sets, or how the worker builds them from the problem data (a picklable
+    callable, e.g. a ``functools.partial`` of a module-level function): then the builds run in
+    parallel on the workers instead of one after the other here."""
     start: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None
     """The incumbent's orders, transfers, inventory and channels of the group's SKUs (the MIP start);
     ``None`` for none (the Lagrangian sub-problems)."""
@@ -72,23 +76,35 @@ class GroupResult:
     """The sub-problem's objective of that plan."""
     bound: float | None = None
     """The solver's proven lower bound on the sub-problem's optimum."""
+    size: tuple[int, int, int] = (0, 0, 0)
+    """Variables, integer variables and constraints of the sub-problem's model."""
 
 
 def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
     """Build and solve one group sub-problem (runs on a worker); its plan for the group's SKUs."""
     started = time.perf_counter()
-    model = build_model(problem, task.sets)
+    sets = task.sets if isinstance(task.sets, ModelSets) else task.sets(problem)
+    model = build_model(problem, sets)
     if model.nvariables() == 0:  # nothing to decide and nothing to pay
         orders, transfers = extract_plan(model)
-        return GroupResult(task.members, orders, transfers, 0.0, 0.0, objective=0.0, bound=0.0)
+        return GroupResult(
+            task.members, orders, transfers, time.perf_counter() - started, 0.0, objective=0.0, bound=0.0
+        )
+    size = (
+        model.nvariables(),
+        sum(1 for var in model.component_data_objects(pyo.Var) if not var.is_continuous()),
+        model.nconstraints(),
+    )
     session = HighsSession(model)
     if task.start is not None:
-        session.set_start(start_values(model, task.sets, *task.start))
+        session.set_start(start_values(model, sets, *task.start))
     built = time.perf_counter()
     result = session.solve(task.settings, time_limit=task.time_limit)
     solved = time.perf_counter()
     if result.objective is None:
-        return GroupResult(task.members, None, None, built - started, solved - built, bound=result.best_bound)
+        return GroupResult(
+            task.members, None, None, built - started, solved - built, bound=result.best_bound, size=size
+        )
     orders, transfers = extract_plan(model)
     return GroupResult(
         task.members,
@@ -98,6 +114,7 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
         solved - built,
         objective=result.objective,
         bound=result.best_bound,
+        size=size,
     )
 
 

@@ -31,8 +31,9 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import pandas as pd
 
@@ -57,6 +58,15 @@ class Prices:
     """λ_st per unit ordered from s in t."""
     order_value: dict[PurchaseOrder, float] = field(default_factory=dict)
     """ν_p per unit of value on purchase order p (its minimum order value's price)."""
+    lane_share: dict[tuple[str, str], float] = field(default_factory=dict)
+    """μ by (supplier, warehouse) instead of by purchase order and SKU: what every SKU pays for any
+    purchase order on that lane (:func:`lane_split_prices`). Used only without ``order_share``; the
+    shares of one order then never add up to more than its fixed cost, so its master term is 0."""
+
+    def for_group(self, members: Collection[str]) -> Prices:
+        """The prices a group's sub-problem reads: ``order_share`` of its own SKUs only."""
+        own = set(members)
+        return replace(self, order_share={key: v for key, v in self.order_share.items() if key[1] in own})
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,10 @@ class LagrangianBound:
     build_seconds: float = 0.0
     """Build and solve seconds of the groups' sub-problems, summed over the workers."""
     solve_seconds: float = 0.0
+    size: tuple[int, int, int] = (0, 0, 0)
+    """Variables, integer variables and constraints, summed over the groups' sub-problems."""
+    planned_skus: frozenset[str] = frozenset()
+    """The SKUs of the groups whose sub-problem found a plan (``orders`` covers them)."""
 
 
 def applicable(problem: ProblemData) -> bool:
@@ -78,6 +92,9 @@ def applicable(problem: ProblemData) -> bool:
     way a group cannot keep for itself alone, so such problems get no Lagrangian bound."""
     return not any(rule.sku is None for rule in problem.sourcing.shares)
 
+
+MIN_GROUP_TIME_LIMIT = 0.2
+"""Seconds a group's sub-problem gets at least (below it HiGHS rarely finishes its root LP)."""
 
 ROW_FAMILIES = ("purchase_order_link", "budget", "supplier_capacity", "min_order_value")
 """The constraints whose duals price the coupling."""
@@ -116,6 +133,27 @@ def equal_split_prices(sets: ModelSets) -> Prices:
     return Prices(share, {}, {})
 
 
+def lane_split_prices(problem: ProblemData) -> Prices:
+    """Prices without the whole model: the fixed cost F_s of every purchase order of supplier s to
+    warehouse w split equally over the n_sw SKUs that could ever be on it (demanded, offered by s and
+    not switched off; s delivers to w), μ = F_s / n_sw per SKU, and nothing on the other limits. At
+    most n_sw SKUs have lines on an order, so the shares never add up to more than F_s. Used where the
+    model is too large to build whole (no LP duals)."""
+    demand = problem.demand[problem.demand > 0]
+    demanded = set(map(str, demand.index.get_level_values("sku")))
+    offered: dict[str, set[str]] = defaultdict(set)
+    for supplier, sku in problem.offers.index:
+        if str(sku) in demanded and not problem.sourcing.is_off(str(supplier), str(sku)):
+            offered[str(supplier)].add(str(sku))
+    costs = problem.suppliers["order_cost"]
+    share: dict[tuple[str, str], float] = {}
+    for supplier, warehouse in problem.lanes.index:
+        count = len(offered.get(str(supplier), ()))
+        if count:
+            share[(str(supplier), str(warehouse))] = float(costs[supplier]) / count
+    return Prices({}, {}, {}, lane_share=share)
+
+
 def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Prices) -> ModelSets:
     """The sets of group ``members``'s Lagrangian sub-problem: its own model with the prices in it.
 
@@ -127,7 +165,11 @@ def priced_group_sets(problem: ProblemData, members: Sequence[str], prices: Pric
     sets = build_sets(problem, skus=set(members))
     priced_value_periods = {po[2] for po in prices.order_value}
     for po in sets.purchase_orders:
-        sets.order_cost[po] = sum(prices.order_share.get((po, sku), 0.0) for sku in members)
+        if prices.lane_share:
+            skus = {line[1] for line in sets.purchase_orders[po]}
+            sets.order_cost[po] = prices.lane_share.get((po[0], po[1]), 0.0) * len(skus)
+        else:
+            sets.order_cost[po] = sum(prices.order_share.get((po, sku), 0.0) for sku in members)
         sets.min_order_value[po] = 0.0
     for key, line in list(sets.lines.items()):
         po = (line.supplier, line.warehouse, line.order_period)
@@ -175,36 +217,61 @@ def master_terms(sets: ModelSets, prices: Prices) -> float:
 
 def lagrangian_bound(
     problem: ProblemData,
-    sets: ModelSets,
+    sets: ModelSets | None,
     prices: Prices,
     groups: Sequence[Sequence[str]],
     runner: GroupRunner,
     settings: SolverSettings,
     time_limit: float,
     deadline: float = math.inf,
+    min_time_limit: float = MIN_GROUP_TIME_LIMIT,
 ) -> LagrangianBound:
-    """Solve the groups' priced sub-problems on ``runner`` (at most ``time_limit`` seconds each), in
-    batches until ``deadline`` (a ``time.perf_counter()`` value), and add up the bound; a group not
-    solved, or the solver proves nothing for, counts 0. It stops early once the batches so far show
-    that not every group can be solved by the deadline (the bound would then be weak)."""
+    """Solve the groups' priced sub-problems on ``runner`` in batches until ``deadline`` (a
+    ``time.perf_counter()`` value), and add up the bound; a group not solved, or the solver proves
+    nothing for, counts 0.
+
+    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
+    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
+    never less than ``min_time_limit``. It stops early once even that cannot finish every group (the
+    bound would then be weak). The workers build the sub-problems (:class:`GroupTask`).
+
+    ``sets`` are the whole model's, for the master terms; ``None`` where the model is too large to build
+    whole, which only ``lane_share`` prices allow (their master terms are 0)."""
+    if prices.order_share and prices.lane_share:
+        raise ValueError("prices have shares by order and by lane: their master terms are not known")
+    if sets is None and (prices.order_share or prices.budget or prices.capacity or prices.order_value):
+        raise ValueError("prices on the coupling rows need the whole model's sets for the master terms")
     results: list[GroupResult] = []
     batch = max(runner.slots, 1) * 4
-    started = time.perf_counter()
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
         if now >= deadline:
             break
-        if first and math.isfinite(deadline) and started + (now - started) * len(groups) / first > deadline:
-            logger.info(
-                "Lagrangian bound: %d of %d groups would not be solved in time; stopped", first, len(groups)
-            )
-            break
+        left = len(groups) - first
+        overhead = sum(r.build_seconds for r in results) / len(results) if results else 0.0
+        limit = time_limit
+        if math.isfinite(deadline):
+            share = (deadline - now) * max(runner.slots, 1) / left - overhead
+            limit = min(time_limit, share)
+            if first and limit < min_time_limit:
+                logger.info(
+                    "Lagrangian bound: %d of %d groups would not be solved in time; stopped",
+                    first,
+                    len(groups),
+                )
+                break
         tasks = [
-            GroupTask(tuple(group), priced_group_sets(problem, group, prices), None, settings, time_limit)
+            GroupTask(
+                tuple(group),
+                partial(priced_group_sets, members=tuple(group), prices=prices.for_group(group)),
+                None,
+                settings,
+                max(limit, min_time_limit),
+            )
             for group in groups[first : first + batch]
         ]
         results.extend(runner.solve(tasks))
-    total = master_terms(sets, prices)
+    total = master_terms(sets, prices) if sets is not None else 0.0
     solved = 0
     orders, transfers = [], []
     for result in results:
@@ -215,6 +282,7 @@ def lagrangian_bound(
             orders.append(result.orders)
             transfers.append(result.transfers)
     empty_orders, empty_transfers = empty_plan()
+    size = [sum(result.size[k] for result in results) for k in range(3)]
     return LagrangianBound(
         bound=total,
         solved_groups=solved,
@@ -223,6 +291,10 @@ def lagrangian_bound(
         transfers=pd.concat(transfers, ignore_index=True) if transfers else empty_transfers,
         build_seconds=sum(result.build_seconds for result in results),
         solve_seconds=sum(result.solve_seconds for result in results),
+        size=(size[0], size[1], size[2]),
+        planned_skus=frozenset(
+            sku for result in results if result.orders is not None for sku in result.members
+        ),
     )
 
 

@@ -36,7 +36,14 @@ from pyomo.common.collections import ComponentMap, ComponentSet
 
 from optistock.backend import arrays, lagrangian
 from optistock.backend.cpsat import CpSatSession, whole_unit_data
-from optistock.backend.decompose import GroupRunner, GroupTask, group_runner, group_sets, plan_of
+from optistock.backend.decompose import (
+    GroupResult,
+    GroupRunner,
+    GroupTask,
+    group_runner,
+    group_sets,
+    plan_of,
+)
 from optistock.backend.heuristics import (
     order_decisions,
     order_variables,
@@ -81,6 +88,16 @@ LAGRANGIAN_RESTRICTED_SHARE = 0.35
 ARRAY_LINE_LIMIT = 100_000
 """Above this many order lines (and without model extensions) the full model is built from arrays and
 only its LP relaxation is solved; every MILP is then a SKU-group sub-problem (``_run_large``)."""
+GROUP_PATH_LINE_LIMIT = 400_000
+"""Above this many order lines (estimated from the tables, :func:`estimated_lines`) the model is never
+built whole, not even its sets: the bound and every plan come from SKU-group sub-problems
+(``_run_by_groups``). Measured on L (1.2 M lines): its LP relaxation alone takes HiGHS over 10 minutes."""
+GROUP_PATH_LAGRANGIAN_SHARE = 0.6
+"""On that path, the share of the time limit for the Lagrangian bound (its groups' plans are the start
+plan); fix-and-optimize gets the rest."""
+GROUP_PATH_BATCH = 4
+"""On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
+first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
 RESTRICTED_MILP_LINE_LIMIT = 100_000
 """Above this many order lines the MILP restricted to the Lagrangian orders is not tried."""
 LAGRANGIAN_GROUP_SKUS = 4
@@ -174,6 +191,12 @@ class Optimiser:
             )
         if self.settings.method == "monolithic":
             return self._run_monolithic()
+        if (
+            self.settings.method in ("auto", "decompose")
+            and lagrangian.applicable(self.problem)
+            and estimated_lines(self.problem) > GROUP_PATH_LINE_LIMIT
+        ):
+            return self._run_by_groups()
         started = time.perf_counter()
         sets = build_sets(self.problem)
         self.timings["build"] += time.perf_counter() - started
@@ -311,6 +334,39 @@ class Optimiser:
             SolveStatus.FEASIBLE, "no full MILP (model too large)", None, None, "highs", _highs_version(), 0.0
         )
         return self._finish(result, lp_bound, solve_started, size, method)
+
+    def _run_by_groups(self) -> Outcome:
+        """Models too large to build whole (over ``GROUP_PATH_LINE_LIMIT`` estimated order lines): no
+        full model, no LP relaxation. The Lagrangian bound over groups of SKUs with each purchase order's
+        fixed cost split equally over the SKUs that could use it (:func:`~.lagrangian.lane_split_prices`)
+        is the proven bound, and its groups' plans, repaired, the start plan; fix-and-optimize improves it
+        until the time limit. Every model built is a group's."""
+        solve_started = time.perf_counter()
+        self._offer(evaluate_plan(self.problem, *empty_plan()))
+        for start_orders, start_transfers in self.start_plans:
+            self._offer(
+                evaluate_plan(self.problem, *repair_plan(self.problem, start_orders, start_transfers))
+            )
+        method = "groups: lagrangian + fix-and-optimize"
+        size = {"variables": 0, "integer_variables": 0, "constraints": 0}
+        if self.incumbent is None:  # not even the empty plan is valid: _finish says so
+            result = SolveResult(SolveStatus.NO_SOLUTION, "no valid start", None, None, "highs", "", 0.0)
+            return self._finish(result, None, solve_started, size, method)
+        with group_runner(self.problem, self.settings) as runner:
+            bound = self._lagrangian(runner, None, None, GROUP_PATH_LAGRANGIAN_SHARE)
+            if bound is not None:
+                size = dict(zip(size, bound.size, strict=True))
+            self._improve_by_sku_groups(
+                runner,
+                max(self.proven_bounds, default=None),
+                until=self.deadline - 1.0,
+                batch_size=runner.slots * GROUP_PATH_BATCH,
+            )
+        self.timings["solve"] = time.perf_counter() - solve_started - self.timings["build"]
+        result = SolveResult(
+            SolveStatus.FEASIBLE, "no full model (too large)", None, None, "highs", _highs_version(), 0.0
+        )
+        return self._finish(result, None, solve_started, size, method)
 
     def _finish(
         self,
@@ -561,26 +617,38 @@ class Optimiser:
         assert result is not None
         return result
 
-    def _lagrangian(self, runner: GroupRunner, sets: ModelSets, relaxation: Relaxation) -> None:
-        """The Lagrangian bound (:mod:`.lagrangian`) priced by the LP's duals, over groups of
-        ``LAGRANGIAN_GROUP_SKUS`` SKUs that share a main supplier; its groups' plans together, repaired,
-        are offered as a plan."""
+    def _lagrangian(
+        self,
+        runner: GroupRunner,
+        sets: ModelSets | None,
+        relaxation: Relaxation | None,
+        share: float = LAGRANGIAN_SHARE,
+    ) -> lagrangian.LagrangianBound | None:
+        """The Lagrangian bound (:mod:`.lagrangian`) over groups of ``LAGRANGIAN_GROUP_SKUS`` SKUs that
+        share a main supplier, priced by the LP's duals (equal shares of the fixed costs without them;
+        by lane without the whole model's ``sets``), within ``share`` of the time limit; its groups'
+        plans together, repaired, are offered as a plan."""
         started = time.perf_counter()
         skus = _sku_order(self.problem)
-        skus += sorted({cell[0] for cell in sets.stock_cells} - set(skus))  # stock without demand costs too
+        others = (
+            {cell[0] for cell in sets.stock_cells}
+            if sets is not None
+            else set(map(str, self.problem.skus.index))
+        )
+        skus += sorted(others - set(skus))  # stock without demand costs too
         groups = [skus[i : i + LAGRANGIAN_GROUP_SKUS] for i in range(0, len(skus), LAGRANGIAN_GROUP_SKUS)]
-        budget = min(LAGRANGIAN_SHARE * self.settings.time_limit, self.remaining() - 1.0)
+        budget = min(share * self.settings.time_limit, self.remaining() - 1.0)
         if budget <= 1.0 or not groups:
-            return
-        per_group = min(LAGRANGIAN_GROUP_TIME_LIMIT, budget * runner.slots / len(groups))
+            return None
         sub_settings = self.settings.model_copy(
             update={"mip_gap": 1e-4, "threads": 1 if runner.slots > 1 else self.settings.threads}
         )
-        prices = (
-            lagrangian.prices_from_duals(sets, relaxation.duals)
-            if relaxation.duals
-            else lagrangian.equal_split_prices(sets)
-        )
+        if sets is None:
+            prices = lagrangian.lane_split_prices(self.problem)
+        elif relaxation is not None and relaxation.duals:
+            prices = lagrangian.prices_from_duals(sets, relaxation.duals)
+        else:
+            prices = lagrangian.equal_split_prices(sets)
         result = lagrangian.lagrangian_bound(
             self.problem,
             sets,
@@ -588,7 +656,7 @@ class Optimiser:
             groups,
             runner,
             sub_settings,
-            max(per_group, 0.2),
+            LAGRANGIAN_GROUP_TIME_LIMIT,
             deadline=started + budget,
         )
         logger.info(
@@ -600,21 +668,33 @@ class Optimiser:
         )
         self.proven_bounds.append(result.bound)
         self.subproblems["count"] += result.solved_groups
-        if result.solved_groups < result.groups:
-            return  # the groups' plans cover only some SKUs
         self.subproblems["build_s"] += result.build_seconds
         self.subproblems["solve_s"] += result.solve_seconds
         if runner.slots == 1:
             self.timings["build"] += result.build_seconds
-        if self._main is None or len(self._main[0].packs) > RESTRICTED_MILP_LINE_LIMIT:
-            # too large for a MILP over every SKU: the groups' plans, repaired, are the candidate
-            orders, transfers = repair_plan(self.problem, result.orders, result.transfers)
+        assert self.incumbent is not None
+        if (
+            self._main is None
+            or sets is None
+            or len(self._main[0].packs) > RESTRICTED_MILP_LINE_LIMIT
+            or result.solved_groups < result.groups
+        ):
+            # no MILP over every SKU: the groups' plans, with the incumbent's for SKUs they do not cover,
+            # repaired, are the candidate
+            covered = result.planned_skus
+            kept_orders = self.incumbent.orders[~self.incumbent.orders["sku"].isin(covered)]
+            kept_transfers = self.incumbent.transfers[~self.incumbent.transfers["sku"].isin(covered)]
+            orders, transfers = repair_plan(
+                self.problem,
+                pd.concat([kept_orders[result.orders.columns], result.orders], ignore_index=True),
+                pd.concat([kept_transfers[result.transfers.columns], result.transfers], ignore_index=True),
+            )
             candidate = evaluate_plan(self.problem, orders, transfers)
             kept = self._offer(candidate)
             logger.info(
                 "Lagrangian plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better"
             )
-            return
+            return result
         model, session = self._main
         assert self.incumbent is not None
         incumbent = self.incumbent
@@ -643,9 +723,14 @@ class Optimiser:
         )
         if restricted.objective is not None:
             self._offer_extracted(model)
+        return result
 
     def _improve_by_sku_groups(
-        self, runner: GroupRunner, lp_bound: float | None, until: float | None = None
+        self,
+        runner: GroupRunner,
+        lp_bound: float | None,
+        until: float | None = None,
+        batch_size: int | None = None,
     ) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
 
@@ -666,13 +751,14 @@ class Optimiser:
             offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
             rotated = skus[offset:] + skus[:offset]
             groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
-            for first in range(0, len(groups), runner.slots):
+            step = batch_size or runner.slots
+            for first in range(0, len(groups), step):
                 if time.perf_counter() >= stop_at:
                     return
                 gap = relative_gap(self.incumbent.total_cost, lp_bound)
                 if gap is not None and gap <= self.settings.mip_gap:
                     return
-                batch = groups[first : first + runner.slots]
+                batch = groups[first : first + step]
                 improved |= self._solve_groups(runner, batch, sub_settings, stop_at)
             logger.info(
                 "fix-and-optimize cycle %d: cost %.2f%s",
@@ -706,32 +792,56 @@ class Optimiser:
         self.timings["build"] += time.perf_counter() - started
         if not tasks:
             return False
-        improved = False
+        outcomes = []
         for outcome in runner.solve(tasks):
             self.subproblems["count"] += 1
             self.subproblems["build_s"] += outcome.build_seconds
             self.subproblems["solve_s"] += outcome.solve_seconds
             if runner.slots == 1:
                 self.timings["build"] += outcome.build_seconds
-            if outcome.orders is None or outcome.transfers is None:
-                continue
-            current = self.incumbent
-            members = set(outcome.members)
-            keep_orders = current.orders[~current.orders["sku"].isin(members)]
-            keep_transfers = current.transfers[~current.transfers["sku"].isin(members)]
-            candidate = evaluate_plan(
-                self.problem,
-                pd.concat([keep_orders[outcome.orders.columns], outcome.orders], ignore_index=True),
-                pd.concat([keep_transfers[outcome.transfers.columns], outcome.transfers], ignore_index=True),
-            )
-            improved |= self._offer(candidate)
+            if outcome.orders is not None and outcome.transfers is not None:
+                outcomes.append(outcome)
+        if len(outcomes) > 2 and self._offer(self._merged(outcomes)):
+            return True  # all of the batch at once: one re-simulation
+        improved = False
+        for outcome in outcomes:  # one at a time: a group whose plan breaks a shared rule is left out
+            improved |= self._offer(self._merged([outcome]))
         return improved
+
+    def _merged(self, outcomes: Sequence[GroupResult]) -> PlanEvaluation:
+        """The incumbent with the plans of ``outcomes``' groups in place of its own for their SKUs."""
+        assert self.incumbent is not None
+        current = self.incumbent
+        members = {sku for outcome in outcomes for sku in outcome.members}
+        orders = [o.orders for o in outcomes if o.orders is not None]
+        transfers = [o.transfers for o in outcomes if o.transfers is not None]
+        keep_orders = current.orders[~current.orders["sku"].isin(members)]
+        keep_transfers = current.transfers[~current.transfers["sku"].isin(members)]
+        return evaluate_plan(
+            self.problem,
+            pd.concat([keep_orders[orders[0].columns], *orders], ignore_index=True),
+            pd.concat([keep_transfers[transfers[0].columns], *transfers], ignore_index=True),
+        )
 
 
 def _highs_version() -> str:
     import highspy
 
     return str(highspy.Highs().version())
+
+
+def estimated_lines(problem: ProblemData) -> int:
+    """Order lines the model would have, counted from the tables without building it: every offer of a
+    demanded SKU, on every lane of its supplier, in every order period whose delivery arrives inside the
+    horizon. ``build_sets`` drops some of them (offers switched off, bounds below one allowed quantity),
+    never adds any."""
+    demand = problem.demand.groupby(level="sku").sum()
+    demanded = set(map(str, demand.index[demand > 0]))
+    offers = problem.offers.reset_index()[["supplier", "sku", "lead_time"]]
+    offers = offers[offers["sku"].astype(str).isin(demanded)]
+    lanes = problem.lanes.reset_index()[["supplier", "transit_time"]]
+    merged = offers.merge(lanes, on="supplier")
+    return int((problem.periods - merged["lead_time"] - merged["transit_time"]).clip(lower=0).sum())
 
 
 def _sku_order(problem: ProblemData) -> list[str]:
