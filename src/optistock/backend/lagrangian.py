@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -225,15 +225,12 @@ def lagrangian_bound(
     time_limit: float,
     deadline: float = math.inf,
     min_time_limit: float = MIN_GROUP_TIME_LIMIT,
+    relaxed: bool = False,
 ) -> LagrangianBound:
-    """Solve the groups' priced sub-problems on ``runner`` in batches until ``deadline`` (a
-    ``time.perf_counter()`` value), and add up the bound; a group not solved, or the solver proves
-    nothing for, counts 0.
-
-    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
-    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
-    never less than ``min_time_limit``. It stops early once even that cannot finish every group (the
-    bound would then be weak). The workers build the sub-problems (:class:`GroupTask`).
+    """Solve the groups' priced sub-problems on ``runner`` (:func:`solve_in_batches`) and add up the
+    bound; a group not solved, or the solver proves nothing for, counts 0. ``relaxed`` solves only their
+    LP relaxations, whose optima are lower bounds on theirs: a weaker bound, and no plans, in a fraction
+    of the time.
 
     ``sets`` are the whole model's, for the master terms; ``None`` where the model is too large to build
     whole, which only ``lane_share`` prices allow (their master terms are 0)."""
@@ -241,61 +238,194 @@ def lagrangian_bound(
         raise ValueError("prices have shares by order and by lane: their master terms are not known")
     if sets is None and (prices.order_share or prices.budget or prices.capacity or prices.order_value):
         raise ValueError("prices on the coupling rows need the whole model's sets for the master terms")
+
+    def task(group: Sequence[str], limit: float) -> GroupTask:
+        build = partial(priced_group_sets, members=tuple(group), prices=prices.for_group(group))
+        return GroupTask(tuple(group), build, None, settings, limit, relaxed=relaxed)
+
+    results = solve_in_batches(runner, groups, task, time_limit, deadline, min_time_limit)
+    total = master_terms(sets, prices) if sets is not None else 0.0
+    solved = 0
+    for result in results:
+        if result.bound is not None and math.isfinite(result.bound):
+            total += max(result.bound, 0.0)
+            solved += 1
+    orders, transfers, planned = _plans(results)
+    size = [sum(result.size[k] for result in results) for k in range(3)]
+    return LagrangianBound(
+        bound=total,
+        solved_groups=solved,
+        groups=len(groups),
+        orders=orders,
+        transfers=transfers,
+        build_seconds=sum(result.build_seconds for result in results),
+        solve_seconds=sum(result.solve_seconds for result in results),
+        size=(size[0], size[1], size[2]),
+        planned_skus=planned,
+    )
+
+
+def solve_in_batches(
+    runner: GroupRunner,
+    groups: Sequence[Sequence[str]],
+    task: Callable[[Sequence[str], float], GroupTask],
+    time_limit: float,
+    deadline: float = math.inf,
+    min_time_limit: float = MIN_GROUP_TIME_LIMIT,
+) -> list[GroupResult]:
+    """Solve ``task(group, limit)`` for every group on ``runner``, in batches, until ``deadline`` (a
+    ``time.perf_counter()`` value).
+
+    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
+    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
+    never less than ``min_time_limit``. It stops early once even that cannot finish every group. The
+    workers build the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
     batch = max(runner.slots, 1) * 4
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
         if now >= deadline:
             break
-        left = len(groups) - first
-        overhead = sum(r.build_seconds for r in results) / len(results) if results else 0.0
         limit = time_limit
         if math.isfinite(deadline):
-            share = (deadline - now) * max(runner.slots, 1) / left - overhead
-            limit = min(time_limit, share)
-            if first and limit < min_time_limit:
-                logger.info(
-                    "Lagrangian bound: %d of %d groups would not be solved in time; stopped",
-                    first,
-                    len(groups),
-                )
-                break
-        tasks = [
-            GroupTask(
-                tuple(group),
-                partial(priced_group_sets, members=tuple(group), prices=prices.for_group(group)),
-                None,
-                settings,
-                max(limit, min_time_limit),
+            overhead = sum(r.build_seconds for r in results) / len(results) if results else 0.0
+            limit = min(
+                time_limit, (deadline - now) * max(runner.slots, 1) / (len(groups) - first) - overhead
             )
-            for group in groups[first : first + batch]
-        ]
-        results.extend(runner.solve(tasks))
-    total = master_terms(sets, prices) if sets is not None else 0.0
-    solved = 0
-    orders, transfers = [], []
-    for result in results:
-        if result.bound is not None and math.isfinite(result.bound):
-            total += max(result.bound, 0.0)
-            solved += 1
-        if result.orders is not None and result.transfers is not None:
-            orders.append(result.orders)
-            transfers.append(result.transfers)
+            if first and limit < min_time_limit:
+                logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
+                break
+        results.extend(
+            runner.solve([task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]])
+        )
+    return results
+
+
+def _plans(results: Sequence[GroupResult]) -> tuple[pd.DataFrame, pd.DataFrame, frozenset[str]]:
+    """The groups' plans together, and the SKUs they cover."""
+    orders = [r.orders for r in results if r.orders is not None and r.transfers is not None]
+    transfers = [r.transfers for r in results if r.orders is not None and r.transfers is not None]
+    planned = frozenset(sku for r in results if r.orders is not None for sku in r.members)
     empty_orders, empty_transfers = empty_plan()
-    size = [sum(result.size[k] for result in results) for k in range(3)]
-    return LagrangianBound(
-        bound=total,
-        solved_groups=solved,
-        groups=len(groups),
-        orders=pd.concat(orders, ignore_index=True) if orders else empty_orders,
-        transfers=pd.concat(transfers, ignore_index=True) if transfers else empty_transfers,
-        build_seconds=sum(result.build_seconds for result in results),
-        solve_seconds=sum(result.solve_seconds for result in results),
-        size=(size[0], size[1], size[2]),
-        planned_skus=frozenset(
-            sku for result in results if result.orders is not None for sku in result.members
-        ),
+    return (
+        pd.concat(orders, ignore_index=True) if orders else empty_orders,
+        pd.concat(transfers, ignore_index=True) if transfers else empty_transfers,
+        planned,
     )
+
+
+@dataclass(frozen=True)
+class LimitShares:
+    """Each SKU's share of the shared limits, for plans of SKU groups that fit together
+    (:func:`fair_share_group_sets`): of the budget by demand value, of a supplier's capacity by the
+    demanded units among the SKUs it offers, of a warehouse's storage by demanded volume there."""
+
+    value: dict[str, float]
+    units: dict[tuple[str, str], float]
+    """(supplier, sku) → share."""
+    volume: dict[tuple[str, str], float]
+    """(warehouse, sku) → share."""
+
+    def for_group(self, members: Collection[str]) -> LimitShares:
+        own = set(members)
+        return LimitShares(
+            {k: v for k, v in self.value.items() if k in own},
+            {k: v for k, v in self.units.items() if k[1] in own},
+            {k: v for k, v in self.volume.items() if k[1] in own},
+        )
+
+
+def limit_shares(problem: ProblemData) -> LimitShares:
+    """Every SKU's :class:`LimitShares`, from its demand over the horizon; each kind sums to 1 (over the
+    SKUs of a supplier, of a warehouse)."""
+    demand = problem.demand[problem.demand > 0]
+    units = demand.groupby(level="sku").sum()
+    price = problem.offers["unit_price"].groupby(level="sku").min()
+    value = (units * price.reindex(units.index).fillna(0.0)).astype(float)
+    total_value = float(value.sum())
+    by_value = {str(k): float(v) / total_value for k, v in value.items()} if total_value > 0 else {}
+    offered = problem.offers.reset_index()[["supplier", "sku"]]
+    offered = offered[offered["sku"].isin(units.index)]
+    offered = offered.assign(units=offered["sku"].map(units).astype(float))
+    per_supplier = offered.groupby("supplier")["units"].transform("sum")
+    by_units = {
+        (str(supplier), str(sku)): float(own) / float(total)
+        for supplier, sku, own, total in zip(
+            offered["supplier"],
+            offered["sku"],
+            offered["units"].to_numpy(),
+            per_supplier.to_numpy(),
+            strict=True,
+        )
+        if total > 0
+    }
+    volume = demand.groupby(level=["sku", "warehouse"]).sum()
+    unit_volume = problem.skus["unit_volume"]
+    volume = volume * unit_volume.reindex(volume.index.get_level_values("sku")).to_numpy()
+    per_warehouse = volume.groupby(level="warehouse").transform("sum")
+    by_volume = {
+        (str(w), str(i)): float(v) / float(total)
+        for (i, w), v, total in zip(volume.index, volume.to_numpy(), per_warehouse.to_numpy(), strict=True)
+        if total > 0
+    }
+    return LimitShares(by_value, by_units, by_volume)
+
+
+def fair_share_group_sets(
+    problem: ProblemData, members: Sequence[str], prices: Prices, shares: LimitShares
+) -> ModelSets:
+    """The sets of a group's *plan* sub-problem: its order costs priced like the bound's
+    (:func:`priced_group_sets`), but every shared limit cut to the group's share (:class:`LimitShares`)
+    and every minimum order value kept in full. The shares of all groups add up to at most each limit,
+    so the groups' plans, solved side by side and independently, fit together (storage only nearly: a
+    group keeps room for its own stock on hand and open orders; the repair step settles the rest).
+    Unlike the bound's, this is a restriction, not a relaxation: its optimum bounds nothing."""
+    sets = priced_group_sets(problem, members, prices)
+    minimum = problem.suppliers["min_order_value"].fillna(0.0)
+    for po in sets.purchase_orders:
+        sets.min_order_value[po] = float(minimum[po[0]])
+    value_share = sum(shares.value.get(sku, 0.0) for sku in members)
+    for t in sets.budget:
+        sets.budget[t] *= value_share
+    for key in sets.supplier_capacity:
+        sets.supplier_capacity[key] *= sum(shares.units.get((key[0], sku), 0.0) for sku in members)
+    fixed: dict[str, float] = defaultdict(float)  # volume of the group's own stock and open orders
+    unit_volume = problem.skus["unit_volume"]
+    for (sku, warehouse), units in sets.on_hand.items():
+        fixed[warehouse] += units * float(unit_volume[sku])
+    for (sku, warehouse, _), units in sets.receipts.items():
+        fixed[warehouse] += units * float(unit_volume[sku])
+    for (warehouse, t), limit in sets.storage_capacity.items():
+        share = sum(shares.volume.get((warehouse, sku), 0.0) for sku in members)
+        sets.storage_capacity[(warehouse, t)] = min(limit, max(share * limit, fixed[warehouse]))
+    return sets
+
+
+def fair_share_plans(
+    problem: ProblemData,
+    prices: Prices,
+    shares: LimitShares,
+    groups: Sequence[Sequence[str]],
+    runner: GroupRunner,
+    settings: SolverSettings,
+    time_limit: float,
+    deadline: float = math.inf,
+) -> tuple[pd.DataFrame, pd.DataFrame, frozenset[str], list[GroupResult]]:
+    """Every group's plan from its :func:`fair_share_group_sets` sub-problem, solved independently on
+    ``runner``: the plans together, the SKUs they cover, and the results."""
+
+    def task(group: Sequence[str], limit: float) -> GroupTask:
+        build = partial(
+            fair_share_group_sets,
+            members=tuple(group),
+            prices=prices.for_group(group),
+            shares=shares.for_group(group),
+        )
+        return GroupTask(tuple(group), build, None, settings, limit)
+
+    results = solve_in_batches(runner, groups, task, time_limit, deadline)
+    orders, transfers, planned = _plans(results)
+    return orders, transfers, planned, results
 
 
 def link_rows(model: object) -> dict[tuple, object]:

@@ -88,13 +88,15 @@ LAGRANGIAN_RESTRICTED_SHARE = 0.35
 ARRAY_LINE_LIMIT = 100_000
 """Above this many order lines (and without model extensions) the full model is built from arrays and
 only its LP relaxation is solved; every MILP is then a SKU-group sub-problem (``_run_large``)."""
-GROUP_PATH_LINE_LIMIT = 400_000
+GROUP_PATH_LINE_LIMIT = 250_000
 """Above this many order lines (estimated from the tables, :func:`estimated_lines`) the model is never
 built whole, not even its sets: the bound and every plan come from SKU-group sub-problems
-(``_run_by_groups``). Measured on L (1.2 M lines): its LP relaxation alone takes HiGHS over 10 minutes."""
-GROUP_PATH_LAGRANGIAN_SHARE = 0.6
-"""On that path, the share of the time limit for the Lagrangian bound (its groups' plans are the start
-plan); fix-and-optimize gets the rest."""
+(``_run_by_groups``). Measured on L (at most 439,000 lines): its LP relaxation alone did not finish
+in the 150 s the array path gives it."""
+GROUP_PATH_BOUND_SHARE = 0.15
+"""On that path, the Lagrangian bound (the groups' LP relaxations) ends by this share of the time limit,"""
+GROUP_PATH_PLAN_SHARE = 0.5
+"""... the groups' fair-share plans by this share; fix-and-optimize gets the rest."""
 GROUP_PATH_BATCH = 4
 """On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
 first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
@@ -337,36 +339,117 @@ class Optimiser:
 
     def _run_by_groups(self) -> Outcome:
         """Models too large to build whole (over ``GROUP_PATH_LINE_LIMIT`` estimated order lines): no
-        full model, no LP relaxation. The Lagrangian bound over groups of SKUs with each purchase order's
-        fixed cost split equally over the SKUs that could use it (:func:`~.lagrangian.lane_split_prices`)
-        is the proven bound, and its groups' plans, repaired, the start plan; fix-and-optimize improves it
-        until the time limit. Every model built is a group's."""
+        full model, no LP relaxation of it; every model built is a group's (``models/core.md`` §9, 7).
+
+        1. The bound: the Lagrangian relaxation over groups of SKUs, each purchase order's fixed cost
+           split equally over the SKUs that could use it (:func:`~.lagrangian.lane_split_prices`), with
+           the groups' LP relaxations solved (valid, and weaker than their MILPs only by what HiGHS
+           could not prove in the time anyway).
+        2. The start plan: every group's plan under its share of every shared limit
+           (:func:`~.lagrangian.fair_share_plans`), solved side by side; together, repaired.
+        3. Fix-and-optimize until the time limit."""
         solve_started = time.perf_counter()
         self._offer(evaluate_plan(self.problem, *empty_plan()))
         for start_orders, start_transfers in self.start_plans:
             self._offer(
                 evaluate_plan(self.problem, *repair_plan(self.problem, start_orders, start_transfers))
             )
-        method = "groups: lagrangian + fix-and-optimize"
+        method = "groups: lagrangian + fair shares + fix-and-optimize"
         size = {"variables": 0, "integer_variables": 0, "constraints": 0}
-        if self.incumbent is None:  # not even the empty plan is valid: _finish says so
-            result = SolveResult(SolveStatus.NO_SOLUTION, "no valid start", None, None, "highs", "", 0.0)
-            return self._finish(result, None, solve_started, size, method)
+        groups = self._sku_groups(None)
+        prices = lagrangian.lane_split_prices(self.problem)
+        limit = self.settings.time_limit
         with group_runner(self.problem, self.settings) as runner:
-            bound = self._lagrangian(runner, None, None, GROUP_PATH_LAGRANGIAN_SHARE)
-            if bound is not None:
-                size = dict(zip(size, bound.size, strict=True))
-            self._improve_by_sku_groups(
+            single = {"threads": 1 if runner.slots > 1 else self.settings.threads}
+            started = time.perf_counter()
+            bound = lagrangian.lagrangian_bound(
+                self.problem,
+                None,
+                prices,
+                groups,
                 runner,
-                max(self.proven_bounds, default=None),
-                until=self.deadline - 1.0,
-                batch_size=runner.slots * GROUP_PATH_BATCH,
+                self.settings.model_copy(update=single),
+                LAGRANGIAN_GROUP_TIME_LIMIT,
+                deadline=solve_started + GROUP_PATH_BOUND_SHARE * limit,
+                relaxed=True,
             )
+            self.proven_bounds.append(bound.bound)
+            size = dict(zip(size, bound.size, strict=True))
+            self._count_subproblems(runner, bound.solved_groups, bound.build_seconds, bound.solve_seconds)
+            logger.info(
+                "Lagrangian bound (groups' LP relaxations) %.2f (%d of %d groups, %.1f s)",
+                bound.bound,
+                bound.solved_groups,
+                bound.groups,
+                time.perf_counter() - started,
+            )
+            started = time.perf_counter()
+            orders, transfers, planned, results = lagrangian.fair_share_plans(
+                self.problem,
+                prices,
+                lagrangian.limit_shares(self.problem),
+                groups,
+                runner,
+                self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
+                LAGRANGIAN_GROUP_TIME_LIMIT,
+                deadline=solve_started + GROUP_PATH_PLAN_SHARE * limit,
+            )
+            self._count_subproblems(
+                runner,
+                len(results),
+                sum(r.build_seconds for r in results),
+                sum(r.solve_seconds for r in results),
+            )
+            kept = self._offer_group_plans(orders, transfers, planned)
+            logger.info(
+                "fair-share plans of %d of %d groups (%.1f s): %s",
+                sum(1 for r in results if r.orders is not None),
+                len(groups),
+                time.perf_counter() - started,
+                "kept" if kept else "not better",
+            )
+            if self.incumbent is not None:
+                self._improve_by_sku_groups(
+                    runner,
+                    max(self.proven_bounds, default=None),
+                    until=self.deadline - 1.0,
+                    batch_size=runner.slots * GROUP_PATH_BATCH,
+                )
         self.timings["solve"] = time.perf_counter() - solve_started - self.timings["build"]
         result = SolveResult(
             SolveStatus.FEASIBLE, "no full model (too large)", None, None, "highs", _highs_version(), 0.0
         )
         return self._finish(result, None, solve_started, size, method)
+
+    def _count_subproblems(self, runner: GroupRunner, count: int, build_s: float, solve_s: float) -> None:
+        self.subproblems["count"] += count
+        self.subproblems["build_s"] += build_s
+        self.subproblems["solve_s"] += solve_s
+        if runner.slots == 1:  # built here, not on a worker
+            self.timings["build"] += build_s
+
+    def _offer_group_plans(
+        self, orders: pd.DataFrame, transfers: pd.DataFrame, covered: frozenset[str]
+    ) -> bool:
+        """Offer the groups' plans for the SKUs in ``covered``, with the incumbent's (if any) for the
+        others, repaired until the re-simulation finds no broken rule."""
+        if self.incumbent is not None:
+            kept_orders = self.incumbent.orders[~self.incumbent.orders["sku"].isin(covered)]
+            kept_transfers = self.incumbent.transfers[~self.incumbent.transfers["sku"].isin(covered)]
+            orders = pd.concat([kept_orders[orders.columns], orders], ignore_index=True)
+            transfers = pd.concat([kept_transfers[transfers.columns], transfers], ignore_index=True)
+        return self._offer(evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers)))
+
+    def _sku_groups(self, sets: ModelSets | None) -> list[list[str]]:
+        """Groups of ``LAGRANGIAN_GROUP_SKUS`` SKUs that share a main supplier, then the SKUs with stock but
+        no demand (of the model's stock cells; of the SKU table without ``sets``)."""
+        skus = _sku_order(self.problem)
+        if sets is not None:
+            others = {cell[0] for cell in sets.stock_cells}
+        else:
+            others = set(map(str, self.problem.skus.index))
+        skus += sorted(others - set(skus))
+        return [skus[i : i + LAGRANGIAN_GROUP_SKUS] for i in range(0, len(skus), LAGRANGIAN_GROUP_SKUS)]
 
     def _finish(
         self,
@@ -629,14 +712,7 @@ class Optimiser:
         by lane without the whole model's ``sets``), within ``share`` of the time limit; its groups'
         plans together, repaired, are offered as a plan."""
         started = time.perf_counter()
-        skus = _sku_order(self.problem)
-        others = (
-            {cell[0] for cell in sets.stock_cells}
-            if sets is not None
-            else set(map(str, self.problem.skus.index))
-        )
-        skus += sorted(others - set(skus))  # stock without demand costs too
-        groups = [skus[i : i + LAGRANGIAN_GROUP_SKUS] for i in range(0, len(skus), LAGRANGIAN_GROUP_SKUS)]
+        groups = self._sku_groups(sets)
         budget = min(share * self.settings.time_limit, self.remaining() - 1.0)
         if budget <= 1.0 or not groups:
             return None
@@ -667,11 +743,7 @@ class Optimiser:
             time.perf_counter() - started,
         )
         self.proven_bounds.append(result.bound)
-        self.subproblems["count"] += result.solved_groups
-        self.subproblems["build_s"] += result.build_seconds
-        self.subproblems["solve_s"] += result.solve_seconds
-        if runner.slots == 1:
-            self.timings["build"] += result.build_seconds
+        self._count_subproblems(runner, result.solved_groups, result.build_seconds, result.solve_seconds)
         assert self.incumbent is not None
         if (
             self._main is None
@@ -681,19 +753,8 @@ class Optimiser:
         ):
             # no MILP over every SKU: the groups' plans, with the incumbent's for SKUs they do not cover,
             # repaired, are the candidate
-            covered = result.planned_skus
-            kept_orders = self.incumbent.orders[~self.incumbent.orders["sku"].isin(covered)]
-            kept_transfers = self.incumbent.transfers[~self.incumbent.transfers["sku"].isin(covered)]
-            orders, transfers = repair_plan(
-                self.problem,
-                pd.concat([kept_orders[result.orders.columns], result.orders], ignore_index=True),
-                pd.concat([kept_transfers[result.transfers.columns], result.transfers], ignore_index=True),
-            )
-            candidate = evaluate_plan(self.problem, orders, transfers)
-            kept = self._offer(candidate)
-            logger.info(
-                "Lagrangian plan: cost %.2f (%s)", candidate.total_cost, "kept" if kept else "not better"
-            )
+            kept = self._offer_group_plans(result.orders, result.transfers, result.planned_skus)
+            logger.info("Lagrangian plan: %s", "kept" if kept else "not better")
             return result
         model, session = self._main
         assert self.incumbent is not None
