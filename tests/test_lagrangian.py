@@ -31,8 +31,10 @@ from optistock.backend.decompose import InProcessRunner
 from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
 from optistock.backend.solve import HighsSession
+from optistock.postprocess.simulate import evaluate_plan
 from optistock.preprocess.data import ProblemData, load_problem
 from optistock.preprocess.scenario import SolverSettings
+from optistock.synthetic import InstanceSize, generate_instance
 
 SETTINGS = SolverSettings(time_limit=20, mip_gap=0.0, threads=1)
 
@@ -257,3 +259,48 @@ def test_groups_left_at_the_deadline_count_zero(tmp_path: Path) -> None:
     )
     assert result.solved_groups == 0
     assert result.bound == pytest.approx(0.0)
+
+
+def test_limit_shares_add_up_to_one_per_limit(tmp_path: Path) -> None:
+    problem = _load_synthetic_instance(tmp_path, seed=4)
+    shares = lagrangian.limit_shares(problem)
+    assert sum(shares.value.values()) == pytest.approx(1.0)
+    for supplier in {s for s, _ in shares.units}:
+        assert sum(v for (s, _), v in shares.units.items() if s == supplier) == pytest.approx(1.0)
+    for warehouse in {w for w, _ in shares.volume}:
+        assert sum(v for (w, _), v in shares.volume.items() if w == warehouse) == pytest.approx(1.0)
+    assert all(v >= 0 for v in [*shares.value.values(), *shares.units.values(), *shares.volume.values()])
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_fair_share_plans_solved_apart_fit_the_shared_limits_together(tmp_path: Path, seed: int) -> None:
+    """Each group plans under its share of the budget and of every supplier's capacity, with every
+    minimum order value in full: their plans together break none of those limits, while the bound's
+    sub-problems (full limits, no minimum order value) together break one (seed 4: a supplier's
+    capacity, seed 5: minimum order values). Each group's bound sub-problem costs no more than its
+    fair-share one (a relaxation of it)."""
+    problem = _load_synthetic_instance(tmp_path, seed)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = [[sku] for sku in sorted({str(i) for i in problem.demand.index.get_level_values("sku")})]
+    orders, transfers, planned, results = lagrangian.fair_share_plans(
+        problem, prices, lagrangian.limit_shares(problem), groups, InProcessRunner(problem), SETTINGS, 20
+    )
+    assert planned == {group[0] for group in groups}
+    plan = evaluate_plan(problem, orders, transfers)
+    shared = ("budget", "supplier capacity", "minimum order value")
+    assert [v for v in plan.violations if v.startswith(shared) or "minimum order value" in v] == []
+    # the bound's sub-problems, each keeping the full limits and no minimum order value, do not fit together
+    relaxed = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, InProcessRunner(problem), SETTINGS, 20
+    )
+    together = evaluate_plan(problem, relaxed.orders, relaxed.transfers)
+    assert [v for v in together.violations if v.startswith(shared) or "minimum order value" in v] != []
+    for group, fair in zip(groups, results, strict=True):
+        assert fair.objective is not None
+        full = _bound_without_sets(problem, prices, [group])
+        assert full <= fair.objective + 1e-6 * max(1.0, abs(fair.objective)), group
+
+
+def _load_synthetic_instance(tmp_path: Path, seed: int) -> ProblemData:
+    size = InstanceSize(skus=8, warehouses=2, suppliers=3, periods=6)
+    return load_problem(write_scenario(tmp_path, dict(generate_instance(size, seed)), size.periods, SOLVER))

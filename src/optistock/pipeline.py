@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
-from optistock.backend.strategy import Optimiser
+from optistock.backend.strategy import GROUP_PATH_LINE_LIMIT, Optimiser, estimated_lines
 from optistock.errors import InputError, StoreError
 from optistock.postprocess.explain import explain_lines
 from optistock.postprocess.kpis import compute_kpis
@@ -305,6 +305,11 @@ def _marginal_values(
     run: RunResult, settings: SolverSettings, deadline: float | None
 ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     time_limit = None
+    lines = estimated_lines(run.problem)
+    if lines > GROUP_PATH_LINE_LIMIT:  # its fixed-plan LP is the whole model, which is never built
+        reason = f"skipped: the model is too large to build whole (about {lines:,} order lines)"
+        logger.info("marginal values %s", reason)
+        return None, {"available": False, "reason": reason}
     if deadline is not None:
         left = deadline - time.monotonic()
         build = MARGINAL_BUILD_FACTOR * run.timings.get("build", 0.0)

@@ -33,7 +33,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optistock.backend import arrays
-from optistock.backend.heuristics import start_values
+from optistock.backend.heuristics import round_lp_quantities, round_lp_transfers, start_values
 from optistock.backend.model import build_model
 from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
 from optistock.backend.solve import HighsSession, SolveStatus
@@ -45,6 +45,8 @@ from optistock.preprocess.scenario import SolverSettings
 
 logger = logging.getLogger(__name__)
 
+LP_FALLBACK_TIME_LIMIT = 5.0
+"""Seconds for a group's LP relaxation when its MILP found no plan in time (it takes milliseconds)."""
 SCHEDULER_TIMEOUT = "10s"
 """How long to wait for the Dask scheduler given by ``solver.scheduler`` to answer."""
 
@@ -152,11 +154,20 @@ def _solve_group_from_arrays(
     result, values = model.solve_milp(
         task.time_limit, task.settings.threads, task.settings.mip_gap, seed=task.settings.seed
     )
-    solved = time.perf_counter()
-    if result.objective is None:
+    if result.objective is None:  # no plan in time: the LP relaxation's, rounded (repaired when merged)
+        rounded = _rounded_lp_plan(model, sets, task.settings.threads)
+        solved = time.perf_counter()
+        orders, transfers = rounded if rounded is not None else (None, None)
         return GroupResult(
-            task.members, None, None, built - started, solved - built, bound=result.best_bound, size=size
+            task.members,
+            orders,
+            transfers,
+            built - started,
+            solved - built,
+            bound=result.best_bound,
+            size=size,
         )
+    solved = time.perf_counter()
     orders, transfers = model.plan(values) if len(values) else empty_plan()
     return GroupResult(
         task.members,
@@ -168,6 +179,26 @@ def _solve_group_from_arrays(
         bound=result.best_bound,
         size=size,
     )
+
+
+def _rounded_lp_plan(
+    model: arrays.ArrayModel, sets: ModelSets, threads: int
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The LP relaxation's quantities rounded into whole lines that respect MOQs and packs, and its
+    transfers rounded down (:func:`round_lp_quantities`); not yet checked against the shared limits."""
+    status, _, values = model.solve_lp(LP_FALLBACK_TIME_LIMIT, threads)
+    if status is not SolveStatus.OPTIMAL or not len(values):
+        return None
+    packs = model["packs"]
+    lp_quantity = {
+        key: sets.lines[key].pack_size * float(v)
+        for key, v in zip(packs.keys, model.values("packs", values).tolist(), strict=True)
+    }
+    transfer = model["transfer"]
+    lp_transfer = {
+        key: float(v) for key, v in zip(transfer.keys, model.values("transfer", values).tolist(), strict=True)
+    }
+    return round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
 
 
 def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:
