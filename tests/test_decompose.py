@@ -116,6 +116,7 @@ def test_a_model_too_large_to_build_is_planned_and_bounded_by_groups(
     run_scenario(scenario, out)
     summary = _checked(out)
     assert summary["method"] == "groups: lagrangian + fair shares + fix-and-optimize"
+    assert summary["marginal_values"]["available"] is False  # their LP would be the whole model
     assert summary["subproblems"]["count"] > 0
     assert summary["objective"] >= optimum - 1e-6 * optimum
     assert 0 < summary["best_bound"] <= optimum + 1e-6 * optimum

@@ -278,8 +278,9 @@ def solve_in_batches(
 
     Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
     by the deadline otherwise (the time left shared out over them, less the build time measured so far),
-    never less than ``min_time_limit``. It stops early once even that cannot finish every group. The
-    workers build the sub-problems (:class:`GroupTask`)."""
+    never less than ``min_time_limit``. It stops early once the groups left would not all be solved by
+    the deadline even at that limit, at the build and solve times measured so far. The workers build
+    the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
     batch = max(runner.slots, 1) * 4
     for first in range(0, len(groups), batch):
@@ -287,14 +288,19 @@ def solve_in_batches(
         if now >= deadline:
             break
         limit = time_limit
-        if math.isfinite(deadline):
-            overhead = sum(r.build_seconds for r in results) / len(results) if results else 0.0
-            limit = min(
-                time_limit, (deadline - now) * max(runner.slots, 1) / (len(groups) - first) - overhead
+        if math.isfinite(deadline) and results:
+            slots, left = max(runner.slots, 1), len(groups) - first
+            overhead = sum(r.build_seconds for r in results) / len(results)
+            limit = min(time_limit, (deadline - now) * slots / left - overhead)
+            # what a group costs at the shortest limit, as measured (a group may finish well before it)
+            shortest = sum(r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results) / len(
+                results
             )
-            if first and limit < min_time_limit:
+            if now + left * shortest / slots > deadline:
                 logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
                 break
+        elif math.isfinite(deadline):
+            limit = min(time_limit, (deadline - now) * max(runner.slots, 1) / len(groups))
         results.extend(
             runner.solve([task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]])
         )

@@ -94,7 +94,8 @@ built whole, not even its sets: the bound and every plan come from SKU-group sub
 (``_run_by_groups``). Measured on L (at most 439,000 lines): its LP relaxation alone did not finish
 in the 150 s the array path gives it."""
 GROUP_PATH_BOUND_SHARE = 0.15
-"""On that path, the Lagrangian bound (the groups' LP relaxations) ends by this share of the time limit,"""
+"""On that path, the Lagrangian bound (the groups' LP relaxations) ends by this share of the time the
+Dask cluster's start-up leaves,"""
 GROUP_PATH_PLAN_SHARE = 0.5
 """... the groups' fair-share plans by this share; fix-and-optimize gets the rest."""
 GROUP_PATH_BATCH = 4
@@ -196,7 +197,7 @@ class Optimiser:
         if (
             self.settings.method in ("auto", "decompose")
             and lagrangian.applicable(self.problem)
-            and estimated_lines(self.problem) > GROUP_PATH_LINE_LIMIT
+            and too_large_to_build(self.problem)
         ):
             return self._run_by_groups()
         started = time.perf_counter()
@@ -358,10 +359,10 @@ class Optimiser:
         size = {"variables": 0, "integer_variables": 0, "constraints": 0}
         groups = self._sku_groups(None)
         prices = lagrangian.lane_split_prices(self.problem)
-        limit = self.settings.time_limit
         with group_runner(self.problem, self.settings) as runner:
             single = {"threads": 1 if runner.slots > 1 else self.settings.threads}
             started = time.perf_counter()
+            available = self.deadline - started  # the phases share what the cluster's start-up left
             bound = lagrangian.lagrangian_bound(
                 self.problem,
                 None,
@@ -370,7 +371,7 @@ class Optimiser:
                 runner,
                 self.settings.model_copy(update=single),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
-                deadline=solve_started + GROUP_PATH_BOUND_SHARE * limit,
+                deadline=started + GROUP_PATH_BOUND_SHARE * available,
                 relaxed=True,
             )
             self.proven_bounds.append(bound.bound)
@@ -383,7 +384,7 @@ class Optimiser:
                 bound.groups,
                 time.perf_counter() - started,
             )
-            started = time.perf_counter()
+            planning = time.perf_counter()
             orders, transfers, planned, results = lagrangian.fair_share_plans(
                 self.problem,
                 prices,
@@ -392,7 +393,7 @@ class Optimiser:
                 runner,
                 self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
-                deadline=solve_started + GROUP_PATH_PLAN_SHARE * limit,
+                deadline=started + GROUP_PATH_PLAN_SHARE * available,
             )
             self._count_subproblems(
                 runner,
@@ -405,7 +406,7 @@ class Optimiser:
                 "fair-share plans of %d of %d groups (%.1f s): %s",
                 sum(1 for r in results if r.orders is not None),
                 len(groups),
-                time.perf_counter() - started,
+                time.perf_counter() - planning,
                 "kept" if kept else "not better",
             )
             if self.incumbent is not None:
@@ -889,6 +890,11 @@ def _highs_version() -> str:
     import highspy
 
     return str(highspy.Highs().version())
+
+
+def too_large_to_build(problem: ProblemData) -> bool:
+    """Whether the model is never built whole (more than ``GROUP_PATH_LINE_LIMIT`` estimated lines)."""
+    return estimated_lines(problem) > GROUP_PATH_LINE_LIMIT
 
 
 def estimated_lines(problem: ProblemData) -> int:
