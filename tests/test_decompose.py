@@ -26,6 +26,7 @@ from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
 from optistock.pipeline import run_scenario
+from optistock.postprocess.extract import empty_plan
 from optistock.postprocess.simulate import evaluate_plan
 from optistock.preprocess.data import load_problem
 from optistock.synthetic import InstanceSize, generate_instance
@@ -194,3 +195,24 @@ def test_monolithic_plan_is_resimulated_not_trusted(tmp_path: Path) -> None:
     evaluation = evaluate_plan(result.problem, result.evaluation.orders, result.evaluation.transfers)
     assert summary["objective"] == pytest.approx(evaluation.total_cost, rel=1e-9)
     assert summary["solver_objective"] == pytest.approx(summary["objective"], rel=1e-6)
+
+
+def test_a_rounded_group_plan_comes_from_either_builder_and_repairs_into_a_valid_plan(tmp_path: Path) -> None:
+    """``GroupTask.rounded``: the group's LP relaxation rounded into whole packs, built from arrays (no
+    extensions: the generated instance) or through Pyomo (the fresh demo: shelf life, channels)."""
+    from optistock.backend.decompose import GroupTask, solve_group
+    from optistock.backend.heuristics import repair_plan
+
+    fresh = Path(__file__).resolve().parents[1] / "scenarios" / "demo-fresh" / "fresh.yaml"
+    for problem in (load_problem(_write(tmp_path, 1, {})), load_problem(fresh)):
+        members = tuple(sorted({str(i) for i in problem.demand.index.get_level_values("sku")}))
+        sets = build_sets(problem, skus=set(members))
+        settings = problem.scenario.solver.model_copy(update={"threads": 1})
+        result = solve_group(problem, GroupTask(members, sets, None, settings, 5.0, rounded=True))
+        assert result.orders is not None and result.transfers is not None
+        assert len(result.orders) > 0 and result.bound is None
+        packs = result.orders.merge(problem.offers.reset_index(), on=["supplier", "sku"])
+        assert (packs["quantity"] % packs["order_multiple"].clip(lower=1) == 0).all()
+        plan = evaluate_plan(problem, *repair_plan(problem, result.orders, result.transfers))
+        assert plan.is_valid, plan.violations
+        assert plan.total_cost < evaluate_plan(problem, *empty_plan()).total_cost

@@ -67,6 +67,9 @@ class GroupTask:
     time_limit: float
     relaxed: bool = False
     """Solve only the LP relaxation: its optimum is the result's bound, and there is no plan."""
+    rounded: bool = False
+    """Solve only the LP relaxation and round it into the plan (no MILP, no bound): the quick plan of a
+    group left without time for its MILP. Only for models built from arrays (no extensions)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,24 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
             bound=relaxation.objective,
             size=size,
         )
+    if task.rounded:
+        built = time.perf_counter()
+        wanted: dict[tuple[Any, ...], pyo.Var] = {("packs", *k): v for k, v in model.packs.items()}
+        wanted.update({("transfer", *k): v for k, v in model.transfer.items()})
+        relaxation = session.relaxation(wanted, LP_FALLBACK_TIME_LIMIT, task.settings.threads)
+        plan = None
+        if relaxation.objective is not None:
+            packs = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "packs"}
+            moved = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
+            plan = _rounded(sets, packs, moved)
+        return GroupResult(
+            task.members,
+            plan[0] if plan is not None else None,
+            plan[1] if plan is not None else None,
+            built - started,
+            time.perf_counter() - built,
+            size=size,
+        )
     if task.start is not None:
         session.set_start(start_values(model, sets, *task.start))
     built = time.perf_counter()
@@ -145,6 +166,12 @@ def _solve_group_from_arrays(
     model = arrays.build_array_model(problem, sets)
     size = (model.num_cols, model.num_integer, model.num_rows)
     built = time.perf_counter()
+    if task.rounded:
+        rounded = _rounded_lp_plan(model, sets, task.settings.threads)
+        orders, transfers = rounded if rounded is not None else (None, None)
+        return GroupResult(
+            task.members, orders, transfers, built - started, time.perf_counter() - built, size=size
+        )
     if task.relaxed:
         status, objective, _ = model.solve_lp(task.time_limit, task.settings.threads)
         bound = objective if status is SolveStatus.OPTIMAL else None
@@ -189,16 +216,17 @@ def _rounded_lp_plan(
     status, _, values = model.solve_lp(LP_FALLBACK_TIME_LIMIT, threads)
     if status is not SolveStatus.OPTIMAL or not len(values):
         return None
-    packs = model["packs"]
-    lp_quantity = {
-        key: sets.lines[key].pack_size * float(v)
-        for key, v in zip(packs.keys, model.values("packs", values).tolist(), strict=True)
-    }
-    transfer = model["transfer"]
-    lp_transfer = {
-        key: float(v) for key, v in zip(transfer.keys, model.values("transfer", values).tolist(), strict=True)
-    }
-    return round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
+    packs = dict(zip(model["packs"].keys, model.values("packs", values).tolist(), strict=True))
+    moved = dict(zip(model["transfer"].keys, model.values("transfer", values).tolist(), strict=True))
+    return _rounded(sets, packs, moved)
+
+
+def _rounded(
+    sets: ModelSets, packs: dict[tuple[Any, ...], float], transfers: dict[tuple[Any, ...], float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """LP pack counts and transfers (by line and arc) rounded into a plan."""
+    lp_quantity = {key: sets.lines[key].pack_size * float(v) for key, v in packs.items()}
+    return round_lp_quantities(sets, lp_quantity), round_lp_transfers(transfers)
 
 
 def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:

@@ -416,20 +416,29 @@ def fair_share_plans(
     settings: SolverSettings,
     time_limit: float,
     deadline: float = math.inf,
+    rest_deadline: float = math.inf,
 ) -> tuple[pd.DataFrame, pd.DataFrame, frozenset[str], list[GroupResult]]:
     """Every group's plan from its :func:`fair_share_group_sets` sub-problem, solved independently on
-    ``runner``: the plans together, the SKUs they cover, and the results."""
+    ``runner``: the plans together, the SKUs they cover, and the results. Groups whose MILP is not
+    reached by ``deadline`` get their LP relaxation rounded instead (``GroupTask.rounded``), until
+    ``rest_deadline``."""
 
-    def task(group: Sequence[str], limit: float) -> GroupTask:
+    def task(group: Sequence[str], limit: float, rounded: bool = False) -> GroupTask:
         build = partial(
             fair_share_group_sets,
             members=tuple(group),
             prices=prices.for_group(group),
             shares=shares.for_group(group),
         )
-        return GroupTask(tuple(group), build, None, settings, limit)
+        return GroupTask(tuple(group), build, None, settings, limit, rounded=rounded)
 
     results = solve_in_batches(runner, groups, task, time_limit, deadline)
+    left = groups[len(results) :]
+    if left:
+        logger.info("%d groups left without time for their MILP: their LP relaxations rounded", len(left))
+        results += solve_in_batches(
+            runner, left, partial(task, rounded=True), time_limit, rest_deadline, min_time_limit=0.0
+        )
     orders, transfers, planned = _plans(results)
     return orders, transfers, planned, results
 

@@ -17,6 +17,10 @@ near the LP relaxation. So the strategy is:
    repeatedly solve, to optimality, the exact sub-problem of a few SKUs with the rest of the plan fixed;
 5. the full MILP for the time that is left, which may improve the plan and raise the bound.
 
+Models too large to build whole (``GROUP_PATH_LINE_LIMIT``) skip 1-5: the bound is the Lagrangian
+relaxation over SKU groups with their LP relaxations solved, the start plan the groups' plans under
+shares of the shared limits, improved by fix-and-optimize (``_run_by_groups``).
+
 Every plan kept is re-simulated and checked (:func:`evaluate_plan`) before it replaces the incumbent,
 so the result is always valid; its gap is measured against the best proven bound.
 """
@@ -394,6 +398,7 @@ class Optimiser:
                 self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
                 deadline=started + GROUP_PATH_PLAN_SHARE * available,
+                rest_deadline=self.deadline - 1.0,
             )
             self._count_subproblems(
                 runner,
