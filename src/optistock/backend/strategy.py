@@ -408,11 +408,12 @@ class Optimiser:
             )
             kept = self._offer_group_plans(orders, transfers, planned)
             logger.info(
-                "fair-share plans of %d of %d groups (%.1f s): %s",
+                "fair-share plans of %d of %d groups (%.1f s): %s, cost %s",
                 sum(1 for r in results if r.orders is not None),
                 len(groups),
                 time.perf_counter() - planning,
                 "kept" if kept else "not better",
+                f"{self.incumbent.total_cost:.2f}" if self.incumbent is not None else "none",
             )
             if self.incumbent is not None:
                 self._improve_by_sku_groups(
@@ -420,6 +421,7 @@ class Optimiser:
                     max(self.proven_bounds, default=None),
                     until=self.deadline - 1.0,
                     batch_size=runner.slots * GROUP_PATH_BATCH,
+                    shortest_first=True,
                 )
         self.timings["solve"] = time.perf_counter() - solve_started - self.timings["build"]
         result = SolveResult(
@@ -798,15 +800,27 @@ class Optimiser:
         lp_bound: float | None,
         until: float | None = None,
         batch_size: int | None = None,
+        shortest_first: bool = False,
     ) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
 
         Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
         each result is merged into the incumbent and kept only if the merged plan is valid and cheaper.
+        ``shortest_first`` takes the SKUs in the order of the incumbent's shortage cost, highest first
+        (where a cycle cannot cover every SKU, the SKUs with the most to gain come first); otherwise by
+        main supplier.
         """
         assert self.incumbent is not None
         stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit if until is None else until
         skus = _sku_order(self.problem)
+        if shortest_first:
+            inventory = self.incumbent.inventory
+            shortage = (
+                (inventory["backorder"] * inventory["sku"].map(self.problem.skus["shortage_cost"]))
+                .groupby(inventory["sku"])
+                .sum()
+            )
+            skus = sorted(skus, key=lambda sku: -float(shortage.get(sku, 0.0)))
         sub_settings = self.settings.model_copy(
             update={
                 "mip_gap": min(self.settings.mip_gap / 4, 1e-3),
@@ -821,6 +835,13 @@ class Optimiser:
             step = batch_size or runner.slots
             for first in range(0, len(groups), step):
                 if time.perf_counter() >= stop_at:
+                    logger.info(
+                        "fix-and-optimize cycle %d stopped by the time limit after %d of %d groups: cost %.2f",
+                        cycle,
+                        first,
+                        len(groups),
+                        self.incumbent.total_cost,
+                    )
                     return
                 gap = relative_gap(self.incumbent.total_cost, lp_bound)
                 if gap is not None and gap <= self.settings.mip_gap:
