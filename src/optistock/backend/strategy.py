@@ -836,7 +836,7 @@ class Optimiser:
             for first in range(0, len(groups), step):
                 if time.perf_counter() >= stop_at:
                     logger.info(
-                        "fix-and-optimize cycle %d stopped at the time limit after %d of %d groups: cost %.2f",
+                        "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f",
                         cycle,
                         first,
                         len(groups),
