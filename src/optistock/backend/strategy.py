@@ -97,11 +97,12 @@ GROUP_PATH_LINE_LIMIT = 250_000
 built whole, not even its sets: the bound and every plan come from SKU-group sub-problems
 (``_run_by_groups``). Measured on L (at most 439,000 lines): its LP relaxation alone did not finish
 in the 150 s the array path gives it."""
-GROUP_PATH_BOUND_SHARE = 0.15
-"""On that path, the Lagrangian bound (the groups' LP relaxations) ends by this share of the time the
-Dask cluster's start-up leaves,"""
+GROUP_PATH_BOUND_SHARE = 0.4
+"""On that path, the Lagrangian bound (the groups' LP relaxations) may take this share of the time the
+Dask cluster's start-up leaves (L needs 9 % of 10 minutes; XL about a third of an hour),"""
 GROUP_PATH_PLAN_SHARE = 0.5
-"""... the groups' fair-share plans by this share; fix-and-optimize gets the rest."""
+"""... the groups' fair-share MILPs this share of what the bound leaves (then the groups not reached get
+their LP rounded); fix-and-optimize gets the rest."""
 GROUP_PATH_BATCH = 4
 """On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
 first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
@@ -397,7 +398,7 @@ class Optimiser:
                 runner,
                 self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
-                deadline=started + GROUP_PATH_PLAN_SHARE * available,
+                deadline=planning + GROUP_PATH_PLAN_SHARE * (self.deadline - planning),
                 rest_deadline=self.deadline - 1.0,
             )
             self._count_subproblems(
