@@ -282,6 +282,7 @@ def solve_in_batches(
     the deadline even at that limit, at the build and solve times measured so far. The workers build
     the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
+    given = 0.0  # the time limits handed out so far, summed
     batch = max(runner.slots, 1) * 4
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
@@ -291,7 +292,9 @@ def solve_in_batches(
         if math.isfinite(deadline) and results:
             slots, left = max(runner.slots, 1), len(groups) - first
             overhead = sum(r.build_seconds for r in results) / len(results)
-            limit = min(time_limit, (deadline - now) * slots / left - overhead)
+            # HiGHS may overrun a short limit (its root node is not interrupted): scale by what it took
+            overrun = max(sum(r.solve_seconds for r in results) / given, 1.0) if given > 0 else 1.0
+            limit = min(time_limit, ((deadline - now) * slots / left - overhead) / overrun)
             # what a group costs at the shortest limit, as measured (a group may finish well before it)
             shortest = sum(r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results) / len(
                 results
@@ -301,9 +304,9 @@ def solve_in_batches(
                 break
         elif math.isfinite(deadline):
             limit = min(time_limit, (deadline - now) * max(runner.slots, 1) / len(groups))
-        results.extend(
-            runner.solve([task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]])
-        )
+        tasks = [task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]]
+        given += sum(t.time_limit for t in tasks)
+        results.extend(runner.solve(tasks))
     return results
 
 

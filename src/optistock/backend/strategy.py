@@ -85,7 +85,7 @@ STRUCTURE_SHARE = 0.7
 the purchase orders, MOQ lines and price segments the relaxation chose."""
 STRUCTURE_RELAXATION_SHARE = 0.7
 """Of the structure phase, the share the pack relaxation may use (the restricted MILP gets the rest)."""
-LAGRANGIAN_SHARE = 0.25
+LAGRANGIAN_SHARE = 0.4
 """Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
 LAGRANGIAN_RESTRICTED_SHARE = 0.35
 """Share of the time limit for the MILP restricted to the orders of the Lagrangian and incumbent plans."""
