@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import write_scenario
@@ -216,3 +217,32 @@ def test_a_rounded_group_plan_comes_from_either_builder_and_repairs_into_a_valid
         plan = evaluate_plan(problem, *repair_plan(problem, result.orders, result.transfers))
         assert plan.is_valid, plan.violations
         assert plan.total_cost < evaluate_plan(problem, *empty_plan()).total_cost
+
+
+def test_an_array_lp_not_solved_in_time_falls_back_to_the_group_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model on the array path whose LP relaxation is not solved in its time (here: the LP reports no
+    solution, as at a time limit) is planned and bounded by groups instead, validly."""
+    from optistock.backend import arrays, strategy
+    from optistock.backend.solve import SolveStatus
+
+    optimum = _optimum(tmp_path / "reference", 4)
+    monkeypatch.setattr(strategy, "ARRAY_LINE_LIMIT", 0)
+    real_solve_lp = arrays.ArrayModel.solve_lp
+    calls: list[int] = []
+
+    def whole_lp_times_out(self: arrays.ArrayModel, *args: Any, **kwargs: Any) -> Any:
+        calls.append(self.num_cols)
+        if len(calls) == 1:  # the whole model's LP, the first one solved (the groups' come later)
+            return SolveStatus.NO_SOLUTION, None, np.empty(0)
+        return real_solve_lp(self, *args, **kwargs)
+
+    monkeypatch.setattr(arrays.ArrayModel, "solve_lp", whole_lp_times_out)
+    out = tmp_path / "out"
+    run_scenario(_write(tmp_path / "case", 4, {"workers": 1, "time_limit": 20}), out)
+    summary = _checked(out)
+    assert summary["method"] == "groups: lagrangian + fair shares + fix-and-optimize"
+    assert summary["objective"] >= optimum - 1e-6 * optimum
+    assert 0 < summary["best_bound"] <= optimum + 1e-6 * optimum
+    assert calls[0] > max(calls[1:]), "the first LP was the whole model's"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from optistock import __version__
 from optistock.backend.solve import SolveResult, relative_gap
-from optistock.backend.strategy import Optimiser, estimated_lines, too_large_to_build
+from optistock.backend.strategy import Optimiser, estimated_lines, whole_model_affordable
 from optistock.errors import InputError, StoreError
 from optistock.postprocess.explain import explain_lines
 from optistock.postprocess.kpis import compute_kpis
@@ -305,9 +305,9 @@ def _marginal_values(
     run: RunResult, settings: SolverSettings, deadline: float | None
 ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     time_limit = None
-    if too_large_to_build(run.problem):  # its fixed-plan LP is the whole model, which is never built
+    if not whole_model_affordable(run.problem):  # its fixed-plan LP is the whole model, through Pyomo
         lines = estimated_lines(run.problem)
-        reason = f"skipped: the model is too large to build whole (up to {lines:,} order lines)"
+        reason = f"skipped: the model is too large to build through Pyomo (up to {lines:,} order lines)"
         logger.info("marginal values %s", reason)
         return None, {"available": False, "reason": reason}
     if deadline is not None:

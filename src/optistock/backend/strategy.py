@@ -95,8 +95,8 @@ only its LP relaxation is solved; every MILP is then a SKU-group sub-problem (``
 GROUP_PATH_LINE_LIMIT = 250_000
 """Above this many order lines (estimated from the tables, :func:`estimated_lines`) the model is never
 built whole, not even its sets: the bound and every plan come from SKU-group sub-problems
-(``_run_by_groups``). Measured on L (at most 439,000 lines): its LP relaxation alone did not finish
-in the 150 s the array path gives it."""
+(``_run_by_groups``): L (at most 439,000 lines) and XL (8.6 M). On L the LP relaxation of the whole
+model (array path) did not finish in the 150 s that path gives it, and building it took 1.6 GB."""
 GROUP_PATH_BOUND_SHARE = 0.4
 """On that path, the Lagrangian bound (the groups' LP relaxations) may take this share of the time the
 Dask cluster's start-up leaves (L needs 9 % of 10 minutes; XL about a third of an hour),"""
@@ -319,6 +319,11 @@ class Optimiser:
             logger.info("LP relaxation bound %.2f", lp_bound)
             self._offer_rounded(sets, relaxation)
         del array_model, values
+        if lp_bound is None and lagrangian.applicable(self.problem):
+            logger.info("LP relaxation not solved in time: the bound and the plan from SKU groups only")
+            del sets
+            self.timings["solve"] = time.perf_counter() - solve_started
+            return self._run_by_groups()
         orders, transfers = empty_plan()
         self._offer(evaluate_plan(self.problem, orders, transfers))
         for start_orders, start_transfers in self.start_plans:
@@ -334,7 +339,11 @@ class Optimiser:
                 method = "arrays + lagrangian + fix-and-optimize"
                 self._lagrangian(runner, sets, relaxation)
             self._improve_by_sku_groups(
-                runner, max([lp_bound or -math.inf, *self.proven_bounds]), until=self.deadline - 1.0
+                runner,
+                max([lp_bound or -math.inf, *self.proven_bounds]),
+                until=self.deadline - 1.0,
+                batch_size=runner.slots * GROUP_PATH_BATCH,
+                shortest_first=True,
             )
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
@@ -917,6 +926,12 @@ def _highs_version() -> str:
     import highspy
 
     return str(highspy.Highs().version())
+
+
+def whole_model_affordable(problem: ProblemData) -> bool:
+    """Whether building the whole model through Pyomo is affordable (at most ``ARRAY_LINE_LIMIT``
+    estimated lines; on L it took 2 minutes and 6.5 GB): add-ons such as the marginal values need it."""
+    return estimated_lines(problem) <= ARRAY_LINE_LIMIT and not too_large_to_build(problem)
 
 
 def too_large_to_build(problem: ProblemData) -> bool:
