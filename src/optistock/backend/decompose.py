@@ -69,7 +69,8 @@ class GroupTask:
     """Solve only the LP relaxation: its optimum is the result's bound, and there is no plan."""
     rounded: bool = False
     """Solve only the LP relaxation and round it into the plan (no MILP, no bound): the quick plan of a
-    group left without time for its MILP. Only for models built from arrays (no extensions)."""
+    group left without time for its MILP (:func:`round_lp_quantities`; not yet checked against the shared
+    limits)."""
 
 
 @dataclass(frozen=True)
