@@ -33,7 +33,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optistock.backend import arrays
-from optistock.backend.heuristics import round_lp_quantities, round_lp_transfers, start_values
+from optistock.backend.heuristics import round_lp_plan, start_values
 from optistock.backend.model import build_model
 from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
 from optistock.backend.solve import HighsSession, SolveStatus
@@ -128,7 +128,7 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
         if relaxation.objective is not None:
             packs = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "packs"}
             moved = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
-            plan = _rounded(sets, packs, moved)
+            plan = round_lp_plan(sets, packs, moved)
         return GroupResult(
             task.members,
             plan[0] if plan is not None else None,
@@ -219,15 +219,7 @@ def _rounded_lp_plan(
         return None
     packs = dict(zip(model["packs"].keys, model.values("packs", values).tolist(), strict=True))
     moved = dict(zip(model["transfer"].keys, model.values("transfer", values).tolist(), strict=True))
-    return _rounded(sets, packs, moved)
-
-
-def _rounded(
-    sets: ModelSets, packs: dict[tuple[Any, ...], float], transfers: dict[tuple[Any, ...], float]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """LP pack counts and transfers (by line and arc) rounded into a plan."""
-    lp_quantity = {key: sets.lines[key].pack_size * float(v) for key, v in packs.items()}
-    return round_lp_quantities(sets, lp_quantity), round_lp_transfers(transfers)
+    return round_lp_plan(sets, packs, moved)
 
 
 def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:

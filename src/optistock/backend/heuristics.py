@@ -72,6 +72,15 @@ def round_lp_transfers(lp_transfer: dict[tuple, float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"])
 
 
+def round_lp_plan(
+    sets: ModelSets, lp_packs: dict[tuple, float], lp_transfer: dict[tuple, float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An LP solution's pack counts (by line) and transfers (by arc) rounded into order lines and
+    transfers (:func:`round_lp_quantities`, :func:`round_lp_transfers`); not yet repaired."""
+    lp_quantity = {key: sets.lines[key].pack_size * float(packs) for key, packs in lp_packs.items()}
+    return round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
+
+
 def repair_plan(
     problem: ProblemData, orders: pd.DataFrame, transfers: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

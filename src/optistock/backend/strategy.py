@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -52,8 +52,7 @@ from optistock.backend.heuristics import (
     order_decisions,
     order_variables,
     repair_plan,
-    round_lp_quantities,
-    round_lp_transfers,
+    round_lp_plan,
     start_values,
 )
 from optistock.backend.lagrangian import link_rows
@@ -452,11 +451,21 @@ class Optimiser:
         """Offer the groups' plans for the SKUs in ``covered``, with the incumbent's (if any) for the
         others, repaired until the re-simulation finds no broken rule."""
         if self.incumbent is not None:
-            kept_orders = self.incumbent.orders[~self.incumbent.orders["sku"].isin(covered)]
-            kept_transfers = self.incumbent.transfers[~self.incumbent.transfers["sku"].isin(covered)]
-            orders = pd.concat([kept_orders[orders.columns], orders], ignore_index=True)
-            transfers = pd.concat([kept_transfers[transfers.columns], transfers], ignore_index=True)
+            orders, transfers = self._replacing(covered, [orders], [transfers])
         return self._offer(evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers)))
+
+    def _replacing(
+        self, skus: Collection[str], orders: Sequence[pd.DataFrame], transfers: Sequence[pd.DataFrame]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The incumbent's orders and transfers with those of ``skus`` replaced by ``orders`` and
+        ``transfers`` (not yet checked)."""
+        assert self.incumbent is not None
+        kept_orders = self.incumbent.orders[~self.incumbent.orders["sku"].isin(skus)]
+        kept_transfers = self.incumbent.transfers[~self.incumbent.transfers["sku"].isin(skus)]
+        return (
+            pd.concat([kept_orders[orders[0].columns], *orders], ignore_index=True),
+            pd.concat([kept_transfers[transfers[0].columns], *transfers], ignore_index=True),
+        )
 
     def _sku_groups(self, sets: ModelSets | None) -> list[list[str]]:
         """Groups of ``LAGRANGIAN_GROUP_SKUS`` SKUs that share a main supplier, then the SKUs with stock but
@@ -603,15 +612,9 @@ class Optimiser:
 
     def _offer_rounded(self, sets: ModelSets, relaxation: Relaxation) -> None:
         """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
-        lp_quantity = {
-            key[1:]: sets.lines[key[1:]].pack_size * value
-            for key, value in relaxation.values.items()
-            if key[0] == "packs"
-        }
+        lp_packs = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "packs"}
         lp_transfer = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
-        orders, transfers = repair_plan(
-            self.problem, round_lp_quantities(sets, lp_quantity), round_lp_transfers(lp_transfer)
-        )
+        orders, transfers = repair_plan(self.problem, *round_lp_plan(sets, lp_packs, lp_transfer))
         self._offer(evaluate_plan(self.problem, orders, transfers))
 
     def _slope_scaling(
@@ -908,18 +911,10 @@ class Optimiser:
 
     def _merged(self, outcomes: Sequence[GroupResult]) -> PlanEvaluation:
         """The incumbent with the plans of ``outcomes``' groups in place of its own for their SKUs."""
-        assert self.incumbent is not None
-        current = self.incumbent
         members = {sku for outcome in outcomes for sku in outcome.members}
         orders = [o.orders for o in outcomes if o.orders is not None]
         transfers = [o.transfers for o in outcomes if o.transfers is not None]
-        keep_orders = current.orders[~current.orders["sku"].isin(members)]
-        keep_transfers = current.transfers[~current.transfers["sku"].isin(members)]
-        return evaluate_plan(
-            self.problem,
-            pd.concat([keep_orders[orders[0].columns], *orders], ignore_index=True),
-            pd.concat([keep_transfers[transfers[0].columns], *transfers], ignore_index=True),
-        )
+        return evaluate_plan(self.problem, *self._replacing(members, orders, transfers))
 
 
 def _highs_version() -> str:
