@@ -306,3 +306,107 @@ def test_fair_share_plans_solved_apart_fit_the_shared_limits_together(tmp_path: 
 def _load_synthetic_instance(tmp_path: Path, seed: int) -> ProblemData:
     size = InstanceSize(skus=8, warehouses=2, suppliers=3, periods=6)
     return load_problem(write_scenario(tmp_path, dict(generate_instance(size, seed)), size.periods, SOLVER))
+
+
+STRANDED: dict[str, Any] = {
+    **TWO_SKUS,
+    "suppliers": [
+        {"supplier": "X", "order_cost": 0.0, "min_order_value": 0.0, "capacity": 10},
+        {"supplier": "Y", "order_cost": 0.0, "min_order_value": 0.0, "capacity": None},
+    ],
+    "offers": [
+        {"supplier": "X", "sku": "A", "unit_price": 5.0, "moq": 0, "order_multiple": 1, "lead_time": 0},
+        {"supplier": "X", "sku": "B", "unit_price": 5.0, "moq": 0, "order_multiple": 1, "lead_time": 0},
+        {"supplier": "Y", "sku": "B", "unit_price": 1.0, "moq": 0, "order_multiple": 1, "lead_time": 0},
+    ],
+}
+"""Hand case of stranded capacity: X (10 units a period) sells A and B at 5, Y (no limit) sells B at 1;
+demand 10 of A and 10 of B in period 0. The optimum buys A from X and B from Y: 50 + 10 = 60. By
+demand, A and B each get half of X's capacity, but B never buys from X: A can buy only 5 and runs 5
+short (5 · 5 + 5 · 100 + B's 10 = 535)."""
+
+
+def test_lp_use_of_the_shared_limits_is_read_from_the_groups_lp_relaxations(tmp_path: Path) -> None:
+    """Each group's LP buys its 10 units where they are cheapest: A 10 from X for 50, B 10 from Y for 10,
+    nothing left in stock."""
+    problem = _load(STRANDED, 1, tmp_path)
+    prices = lagrangian.lane_split_prices(problem)
+    bound = lagrangian.lagrangian_bound(
+        problem, None, prices, [["A"], ["B"]], InProcessRunner(problem), SETTINGS, 20, relaxed=True
+    )
+    assert bound.bound == pytest.approx(60.0)
+    use_a, use_b = bound.use[("A",)], bound.use[("B",)]
+    assert use_a.units == pytest.approx({("X", 0): 10.0})
+    assert use_a.spend == pytest.approx({0: 50.0})
+    assert use_b.units == pytest.approx({("Y", 0): 10.0})
+    assert use_b.spend == pytest.approx({0: 10.0})
+    assert sum(use_a.volume.values()) + sum(use_b.volume.values()) == pytest.approx(0.0)
+
+
+def test_shares_by_lp_use_give_stranded_capacity_to_the_group_that_uses_it(tmp_path: Path) -> None:
+    problem = _load(STRANDED, 1, tmp_path)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = [["A"], ["B"]]
+    demand = lagrangian.limit_shares(problem)
+    by_demand = lagrangian.group_shares(problem, demand, groups, {})
+    assert [share.of_capacity("X", 0) for share in by_demand] == pytest.approx([0.5, 0.5])
+    bound = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, InProcessRunner(problem), SETTINGS, 20, relaxed=True
+    )
+    by_use = lagrangian.group_shares(problem, demand, groups, bound.use)
+    assert [share.of_capacity("X", 0) for share in by_use] == pytest.approx([1.0, 0.0])
+    costs = {}
+    for name, used in (("demand", None), ("use", bound.use)):
+        orders, transfers, _, _ = lagrangian.fair_share_plans(
+            problem, prices, demand, groups, InProcessRunner(problem), SETTINGS, 20, used=used
+        )
+        plan = evaluate_plan(problem, orders, transfers)
+        assert plan.is_valid, plan.violations
+        costs[name] = plan.total_cost
+    assert costs == pytest.approx({"demand": 535.0, "use": 60.0})
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_shares_by_lp_use_add_up_to_at_most_one_and_cover_each_use_that_fits(
+    tmp_path: Path, seed: int
+) -> None:
+    """Per limit and period the groups' shares add up to at most 1 (to 1 where any group uses it); where
+    the uses fit, every group's share covers its own use; groups without a known use (here every third)
+    keep their demand shares."""
+    problem = _load_synthetic_instance(tmp_path, seed)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = [[sku] for sku in sorted({str(i) for i in problem.demand.index.get_level_values("sku")})]
+    bound = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, InProcessRunner(problem), SETTINGS, 20, relaxed=True
+    )
+    used = {members: use for n, (members, use) in enumerate(sorted(bound.use.items())) if n % 3}
+    demand = lagrangian.limit_shares(problem)
+    shares = lagrangian.group_shares(problem, demand, groups, used)
+    checked = 0
+    for supplier in problem.suppliers.index:
+        for t in range(problem.periods):
+            limit = problem.supplier_capacity_in(str(supplier), t)
+            if limit != limit or limit <= 0:  # no capacity (NaN) or an outage
+                continue
+            of_group = [share.of_capacity(str(supplier), t) for share in shares]
+            uses = [
+                used[tuple(g)].units.get((str(supplier), t), 0.0) if tuple(g) in used else None
+                for g in groups
+            ]
+            assert all(share >= 0 for share in of_group)
+            assert sum(of_group) <= 1.0 + 1e-9
+            unknown = [n for n, use in enumerate(uses) if use is None]
+            for n in unknown:
+                assert of_group[n] == pytest.approx(
+                    demand.for_group(groups[n]).capacity.get(str(supplier), 0.0)
+                )
+            total = sum(use for use in uses if use is not None)
+            left = 1.0 - sum(of_group[n] for n in unknown)
+            if 0 < total <= left * limit:
+                checked += 1
+                for share, use in zip(of_group, uses, strict=True):
+                    if use is not None:
+                        assert share * limit >= use - 1e-6
+    for t in problem.budget.index:
+        assert sum(share.of_budget(int(t)) for share in shares) <= 1.0 + 1e-9
+    assert checked > 0

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
@@ -74,6 +76,45 @@ class GroupTask:
 
 
 @dataclass(frozen=True)
+class LimitUse:
+    """What a group's solution uses of the shared limits (``models/core.md`` §5): the inputs of the
+    limit shares of :func:`~.lagrangian.group_shares`."""
+
+    units: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(supplier, order period) → units ordered (supplier capacity)."""
+    spend: dict[int, float] = field(default_factory=dict)
+    """Order period → value ordered at list prices (budget; price breaks only lower it)."""
+    volume: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(warehouse, period) → volume of the end stock (storage)."""
+
+
+def lp_limit_use(
+    problem: ProblemData, sets: ModelSets, model: arrays.ArrayModel, values: np.ndarray
+) -> LimitUse:
+    """The shared limits used by the solution ``values`` of a group's array model (e.g. its LP
+    relaxation's, fractional quantities and all)."""
+    line_keys = model["packs"].keys
+    quantity = model.values("packs", values) * model.pack_size
+    price = np.fromiter((sets.lines[key].unit_price for key in line_keys), float, len(line_keys))
+    units: dict[tuple[str, int], float] = defaultdict(float)
+    spend: dict[int, float] = defaultdict(float)
+    for (supplier, _, _, period), ordered, value in zip(
+        line_keys, quantity.tolist(), (quantity * price).tolist(), strict=True
+    ):
+        if ordered > 0:
+            units[(supplier, period)] += ordered
+            spend[period] += value
+    unit_volume = problem.skus["unit_volume"]
+    volume: dict[tuple[str, int], float] = defaultdict(float)
+    for (sku, warehouse, period), stock in zip(
+        model["stock"].keys, model.values("stock", values).tolist(), strict=True
+    ):
+        if stock > 0:
+            volume[(warehouse, period)] += stock * float(unit_volume[sku])
+    return LimitUse(dict(units), dict(spend), dict(volume))
+
+
+@dataclass(frozen=True)
 class GroupResult:
     members: tuple[str, ...]
     orders: pd.DataFrame | None
@@ -87,6 +128,9 @@ class GroupResult:
     """The solver's proven lower bound on the sub-problem's optimum."""
     size: tuple[int, int, int] = (0, 0, 0)
     """Variables, integer variables and constraints of the sub-problem's model."""
+    use: LimitUse | None = None
+    """What the LP relaxation's solution uses of the shared limits (``relaxed`` tasks of models built
+    from arrays only)."""
 
 
 def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
@@ -174,10 +218,12 @@ def _solve_group_from_arrays(
             task.members, orders, transfers, built - started, time.perf_counter() - built, size=size
         )
     if task.relaxed:
-        status, objective, _ = model.solve_lp(task.time_limit, task.settings.threads)
+        status, objective, values = model.solve_lp(task.time_limit, task.settings.threads)
         bound = objective if status is SolveStatus.OPTIMAL else None
+        solved = time.perf_counter()
+        use = lp_limit_use(problem, sets, model, values) if bound is not None and len(values) else None
         return GroupResult(
-            task.members, None, None, built - started, time.perf_counter() - built, bound=bound, size=size
+            task.members, None, None, built - started, solved - built, bound=bound, size=size, use=use
         )
     result, values = model.solve_milp(
         task.time_limit, task.settings.threads, task.settings.mip_gap, seed=task.settings.seed

@@ -34,10 +34,11 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
-from optistock.backend.decompose import GroupResult, GroupRunner, GroupTask
+from optistock.backend.decompose import GroupResult, GroupRunner, GroupTask, LimitUse
 from optistock.backend.sets import ModelSets, PriceSegment, PurchaseOrder, build_sets
 from optistock.postprocess.extract import empty_plan
 from optistock.preprocess.data import ProblemData
@@ -85,6 +86,8 @@ class LagrangianBound:
     """Variables, integer variables and constraints, summed over the groups' sub-problems."""
     planned_skus: frozenset[str] = frozenset()
     """The SKUs of the groups whose sub-problem found a plan (``orders`` covers them)."""
+    use: dict[tuple[str, ...], LimitUse] = field(default_factory=dict)
+    """Group → what its LP relaxation's solution uses of the shared limits (``relaxed`` only)."""
 
 
 def applicable(problem: ProblemData) -> bool:
@@ -262,6 +265,7 @@ def lagrangian_bound(
         solve_seconds=sum(result.solve_seconds for result in results),
         size=(size[0], size[1], size[2]),
         planned_skus=planned,
+        use={result.members: result.use for result in results if result.use is not None},
     )
 
 
@@ -335,13 +339,40 @@ class LimitShares:
     volume: dict[tuple[str, str], float]
     """(warehouse, sku) → share."""
 
-    def for_group(self, members: Collection[str]) -> LimitShares:
+    def for_group(self, members: Collection[str]) -> GroupShares:
+        """The shares of a group: its SKUs' shares added up, the same in every period."""
         own = set(members)
-        return LimitShares(
-            {k: v for k, v in self.value.items() if k in own},
-            {k: v for k, v in self.units.items() if k[1] in own},
-            {k: v for k, v in self.volume.items() if k[1] in own},
-        )
+        capacity: dict[str, float] = defaultdict(float)
+        for (supplier, sku), share in self.units.items():
+            if sku in own:
+                capacity[supplier] += share
+        storage: dict[str, float] = defaultdict(float)
+        for (warehouse, sku), share in self.volume.items():
+            if sku in own:
+                storage[warehouse] += share
+        return GroupShares(sum(self.value.get(sku, 0.0) for sku in own), dict(capacity), dict(storage))
+
+
+@dataclass(frozen=True)
+class GroupShares:
+    """One group's share of every shared limit: ``budget`` of each period's budget, ``capacity[s]`` of
+    supplier s's capacity and ``storage[w]`` of warehouse w's storage in every period, except where
+    ``by_key`` gives the share of one period's limit: ``("budget", t)``, ``("capacity", s, t)``,
+    ``("storage", w, t)``."""
+
+    budget: float
+    capacity: dict[str, float]
+    storage: dict[str, float]
+    by_key: dict[tuple[Any, ...], float] = field(default_factory=dict)
+
+    def of_budget(self, period: int) -> float:
+        return self.by_key.get(("budget", period), self.budget)
+
+    def of_capacity(self, supplier: str, period: int) -> float:
+        return self.by_key.get(("capacity", supplier, period), self.capacity.get(supplier, 0.0))
+
+    def of_storage(self, warehouse: str, period: int) -> float:
+        return self.by_key.get(("storage", warehouse, period), self.storage.get(warehouse, 0.0))
 
 
 def limit_shares(problem: ProblemData) -> LimitShares:
@@ -380,11 +411,85 @@ def limit_shares(problem: ProblemData) -> LimitShares:
     return LimitShares(by_value, by_units, by_volume)
 
 
+def group_shares(
+    problem: ProblemData,
+    shares: LimitShares,
+    groups: Sequence[Sequence[str]],
+    used: Mapping[tuple[str, ...], LimitUse],
+) -> list[GroupShares]:
+    """Every group's share of every shared limit, from what the groups' LP relaxations use of them
+    (``used``; :class:`~.decompose.LimitUse`) where known, else from demand (:class:`LimitShares`).
+
+    Demand shares strand capacity: a SKU offered by three suppliers holds a share of each though it
+    buys from one. So for each limit C of one period, the groups whose use u_g is known share what the
+    others' demand shares leave, m·C: where their uses add up to U ≥ m·C each gets m·u_g/U of C (its
+    use scaled down to fit); otherwise each gets u_g/C (its whole use) plus its part, by demand, of
+    the slack (m·C − U)/C. The shares of one limit add up to at most 1, so plans solved apart within
+    them fit together."""
+    base = [shares.for_group(group) for group in groups]
+    known = [n for n, group in enumerate(groups) if tuple(group) in used]
+    if not known:
+        return base
+    limits: dict[tuple[Any, ...], float] = {}
+    demand_share: dict[tuple[Any, ...], Callable[[GroupShares], float]] = {}
+    for t, amount in zip(problem.budget.index.tolist(), problem.budget.tolist(), strict=True):
+        limits[("budget", int(t))] = float(amount)
+        demand_share[("budget", int(t))] = _budget_share
+    for supplier in problem.suppliers.index:
+        for t in range(problem.periods):
+            capacity = problem.supplier_capacity_in(str(supplier), t)
+            if not math.isnan(capacity):
+                limits[("capacity", str(supplier), t)] = capacity
+                demand_share[("capacity", str(supplier), t)] = partial(_capacity_share, str(supplier))
+    for warehouse, capacity in problem.warehouses["capacity"].items():
+        if not math.isnan(float(capacity)):
+            for t in range(problem.periods):
+                limits[("storage", str(warehouse), t)] = float(capacity)
+                demand_share[("storage", str(warehouse), t)] = partial(_storage_share, str(warehouse))
+    use = {n: _use_by_key(used[tuple(groups[n])]) for n in known}
+    by_key: dict[int, dict[tuple[Any, ...], float]] = {n: {} for n in known}
+    unknown = [n for n in range(len(groups)) if tuple(groups[n]) not in used]
+    for key, limit in limits.items():
+        total = sum(use[n].get(key, 0.0) for n in known)
+        if limit <= 0 or total <= 0:
+            continue  # demand shares
+        share_of = demand_share[key]
+        left = max(1.0 - sum(share_of(base[n]) for n in unknown), 0.0)
+        demand_known = sum(share_of(base[n]) for n in known)
+        for n in known:
+            own = use[n].get(key, 0.0)
+            if total >= left * limit:
+                by_key[n][key] = left * own / total
+            else:
+                weight = share_of(base[n]) / demand_known if demand_known > 0 else 1.0 / len(known)
+                by_key[n][key] = own / limit + (left - total / limit) * weight
+    return [replace(base[n], by_key=by_key[n]) if n in by_key else base[n] for n in range(len(groups))]
+
+
+def _budget_share(shares: GroupShares) -> float:
+    return shares.budget
+
+
+def _capacity_share(supplier: str, shares: GroupShares) -> float:
+    return shares.capacity.get(supplier, 0.0)
+
+
+def _storage_share(warehouse: str, shares: GroupShares) -> float:
+    return shares.storage.get(warehouse, 0.0)
+
+
+def _use_by_key(use: LimitUse) -> dict[tuple[Any, ...], float]:
+    keyed: dict[tuple[Any, ...], float] = {("budget", t): v for t, v in use.spend.items()}
+    keyed.update({("capacity", s, t): v for (s, t), v in use.units.items()})
+    keyed.update({("storage", w, t): v for (w, t), v in use.volume.items()})
+    return keyed
+
+
 def fair_share_group_sets(
-    problem: ProblemData, members: Sequence[str], prices: Prices, shares: LimitShares
+    problem: ProblemData, members: Sequence[str], prices: Prices, shares: GroupShares
 ) -> ModelSets:
     """The sets of a group's *plan* sub-problem: its order costs priced like the bound's
-    (:func:`priced_group_sets`), but every shared limit cut to the group's share (:class:`LimitShares`)
+    (:func:`priced_group_sets`), but every shared limit cut to the group's share (:class:`GroupShares`)
     and every minimum order value kept in full. The shares of all groups add up to at most each limit,
     so the groups' plans, solved side by side and independently, fit together (storage only nearly: a
     group keeps room for its own stock on hand and open orders; the repair step settles the rest).
@@ -393,11 +498,10 @@ def fair_share_group_sets(
     minimum = problem.suppliers["min_order_value"].fillna(0.0)
     for po in sets.purchase_orders:
         sets.min_order_value[po] = float(minimum[po[0]])
-    value_share = sum(shares.value.get(sku, 0.0) for sku in members)
     for t in sets.budget:
-        sets.budget[t] *= value_share
-    for key in sets.supplier_capacity:
-        sets.supplier_capacity[key] *= sum(shares.units.get((key[0], sku), 0.0) for sku in members)
+        sets.budget[t] *= shares.of_budget(t)
+    for supplier, t in sets.supplier_capacity:
+        sets.supplier_capacity[(supplier, t)] *= shares.of_capacity(supplier, t)
     fixed: dict[str, float] = defaultdict(float)  # volume of the group's own stock and open orders
     unit_volume = problem.skus["unit_volume"]
     for (sku, warehouse), units in sets.on_hand.items():
@@ -405,7 +509,7 @@ def fair_share_group_sets(
     for (sku, warehouse, _), units in sets.receipts.items():
         fixed[warehouse] += units * float(unit_volume[sku])
     for (warehouse, t), limit in sets.storage_capacity.items():
-        share = sum(shares.volume.get((warehouse, sku), 0.0) for sku in members)
+        share = shares.of_storage(warehouse, t)
         sets.storage_capacity[(warehouse, t)] = min(limit, max(share * limit, fixed[warehouse]))
     return sets
 
@@ -420,18 +524,24 @@ def fair_share_plans(
     time_limit: float,
     deadline: float = math.inf,
     rest_deadline: float = math.inf,
+    used: Mapping[tuple[str, ...], LimitUse] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, frozenset[str], list[GroupResult]]:
     """Every group's plan from its :func:`fair_share_group_sets` sub-problem, solved independently on
-    ``runner``: the plans together, the SKUs they cover, and the results. Groups whose MILP is not
-    reached by ``deadline`` get their LP relaxation rounded instead (``GroupTask.rounded``), until
+    ``runner``: the plans together, the SKUs they cover, and the results. The groups' shares come from
+    ``used`` where given (:func:`group_shares`), else from demand. Groups whose MILP is not reached by
+    ``deadline`` get their LP relaxation rounded instead (``GroupTask.rounded``), until
     ``rest_deadline``."""
+    of_group = {
+        tuple(group): group_share
+        for group, group_share in zip(groups, group_shares(problem, shares, groups, used or {}), strict=True)
+    }
 
     def task(group: Sequence[str], limit: float, rounded: bool = False) -> GroupTask:
         build = partial(
             fair_share_group_sets,
             members=tuple(group),
             prices=prices.for_group(group),
-            shares=shares.for_group(group),
+            shares=of_group[tuple(group)],
         )
         return GroupTask(tuple(group), build, None, settings, limit, rounded=rounded)
 

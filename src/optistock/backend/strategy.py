@@ -408,6 +408,7 @@ class Optimiser:
                 LAGRANGIAN_GROUP_TIME_LIMIT,
                 deadline=planning + GROUP_PATH_PLAN_SHARE * (self.deadline - planning),
                 rest_deadline=self.deadline - 1.0,
+                used=bound.use,
             )
             self._count_subproblems(
                 runner,
