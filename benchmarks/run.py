@@ -29,12 +29,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 try:
     from optistock.synthetic import NAMED_SIZES, generate_instance, write_instance
@@ -71,6 +74,7 @@ FIELDS: tuple[str, ...] = (
     "termination",
     "method",
     "peak_rss_mb",
+    "peak_tree_rss_mb",
     "baseline_rss_mb",
     "process_s",
     "time_limit",
@@ -95,6 +99,7 @@ NUMERIC_FIELDS: frozenset[str] = frozenset(
         "best_bound",
         "gap",
         "peak_rss_mb",
+        "peak_tree_rss_mb",
         "baseline_rss_mb",
         "process_s",
     }
@@ -120,6 +125,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("status", "status", "s"),
     ("method", "method", "s"),
     ("peak RSS MB", "peak_rss_mb", ",.0f"),
+    ("tree RSS MB", "peak_tree_rss_mb", ",.0f"),
 )
 
 
@@ -181,6 +187,43 @@ def _maxrss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+class TreeMemory:
+    """The peak of the resident memory of this process and all its descendants (the Dask workers and
+    their nannies) added up, sampled every ``interval`` seconds in a background thread while in use as
+    a context manager. ``ru_maxrss`` sees this process only; pages that processes share are counted
+    once per process, so the sum is an upper bound."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def _sample_once(self) -> None:
+        root = psutil.Process()
+        total = 0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:  # ended between the listing and the reading
+                continue
+        self.peak_mb = max(self.peak_mb, total / (1024.0 * 1024.0))
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample_once()
+
+    def __enter__(self) -> TreeMemory:
+        self._sample_once()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample_once()
+
+
 def _dims(size_name: str) -> dict[str, int]:
     size = NAMED_SIZES[size_name]
     return {
@@ -211,7 +254,8 @@ def run_case_inprocess(spec: CaseSpec) -> dict[str, Any]:
         "scheduler": spec.scheduler,
     }
     started = time.perf_counter()
-    run = run_scenario(Path(spec.scenario), out=Path(spec.out), **overrides)
+    with TreeMemory() as tree_memory:
+        run = run_scenario(Path(spec.scenario), out=Path(spec.out), **overrides)
     wall = time.perf_counter() - started
     summary = run.summary
     history = summary.get("incumbent_history") or []
@@ -238,6 +282,7 @@ def run_case_inprocess(spec: CaseSpec) -> dict[str, Any]:
         "termination": summary.get("termination"),
         "method": summary.get("method"),
         "peak_rss_mb": _maxrss_mb(),
+        "peak_tree_rss_mb": tree_memory.peak_mb,
         "baseline_rss_mb": baseline,
         "process_s": None,
         "time_limit": solver.get("time_limit"),

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -84,6 +86,7 @@ def test_row_has_every_field(runner: ModuleType, case: Case) -> None:
     for name in ("first_feasible_s", "load_s", "build_s", "solve_s", "write_s", "wall_s", "peak_rss_mb"):
         assert row[name] >= 0.0
     assert row["peak_rss_mb"] >= row["baseline_rss_mb"] > 0.0
+    assert row["peak_tree_rss_mb"] > 0.0
     assert row["seed"] == SEED
     assert row["time_limit"] == TIME_LIMIT
 
@@ -107,6 +110,19 @@ def test_plan_is_valid_and_resimulates_to_the_objective(case: Case) -> None:
     evaluation = evaluate_plan(problem, orders, transfers)
     assert evaluation.is_valid, evaluation.violations
     assert evaluation.total_cost == pytest.approx(summary["objective"], rel=1e-9, abs=1e-6)
+
+
+def test_tree_memory_counts_the_memory_of_child_processes(runner: ModuleType) -> None:
+    """A child process holding 300 MiB raises the tree's peak by about that much; this process's own
+    ``ru_maxrss`` does not see it."""
+    hold = "import time; block = b'x' * (300 * 2**20); print('ready', flush=True); time.sleep(3)"
+    with runner.TreeMemory(interval=0.1) as memory:
+        alone = memory.peak_mb
+        child = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        child.wait()
+    assert memory.peak_mb >= alone + 290.0
 
 
 def test_generation_is_deterministic(runner: ModuleType, tmp_path: Path) -> None:

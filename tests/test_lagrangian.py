@@ -18,6 +18,8 @@ alone pays 10 + μ_i and the master adds min(0, 100 − μ_A − μ_B):
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from test_properties import SOLVER, instances
 
 from optistock.backend import lagrangian
-from optistock.backend.decompose import InProcessRunner
+from optistock.backend.decompose import GroupResult, GroupTask, InProcessRunner
 from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
 from optistock.backend.solve import HighsSession
@@ -410,3 +412,40 @@ def test_shares_by_lp_use_add_up_to_at_most_one_and_cover_each_use_that_fits(
     for t in problem.budget.index:
         assert sum(share.of_budget(int(t)) for share in shares) <= 1.0 + 1e-9
     assert checked > 0
+
+
+class _TimedRunner:
+    """Two slots whose results report given build times (the first group on each slot pays a one-off
+    start of ``warm_up`` seconds) and no solve time, without solving anything: the batch scheduler's
+    decisions depend only on the times reported and the clock."""
+
+    slots = 2
+
+    def __init__(self, warm_up: float) -> None:
+        self.warm_up = warm_up
+        self.solved = 0
+
+    def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
+        results = []
+        for task in tasks:
+            build = self.warm_up if self.solved < self.slots else 0.05
+            results.append(GroupResult(task.members, None, None, build, 0.0, bound=0.0))
+            self.solved += 1
+        return results
+
+
+def test_a_one_off_start_on_each_worker_does_not_stop_the_batches(tmp_path: Path) -> None:
+    """5,000 groups of 0.05 s each (their solves take no time) on two slots need 125 s; with 1,000 s
+    left they all go, though each slot's first group took 60 s (by the mean, 15 s a group: 37,500 s)."""
+    sets = build_sets(_load(TWO_SKUS, 1, tmp_path))
+    groups = [[f"G{n}"] for n in range(5000)]
+
+    def task(group: Sequence[str], limit: float) -> GroupTask:
+        return GroupTask(tuple(group), sets, None, SETTINGS, limit)
+
+    runner = _TimedRunner(warm_up=60.0)
+    results = lagrangian.solve_in_batches(runner, groups, task, 2.0, time.perf_counter() + 1000.0)
+    assert len(results) == 5000
+    # the same groups with 100 s left would not all finish: stopped after the first batch
+    results = lagrangian.solve_in_batches(_TimedRunner(0.05), groups, task, 2.0, time.perf_counter() + 100.0)
+    assert len(results) == 8

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -283,8 +284,8 @@ def solve_in_batches(
     Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
     by the deadline otherwise (the time left shared out over them, less the build time measured so far),
     never less than ``min_time_limit``. It stops early once the groups left would not all be solved by
-    the deadline even at that limit, at the build and solve times measured so far. The workers build
-    the sub-problems (:class:`GroupTask`)."""
+    the deadline even at that limit, at the median build and solve times measured so far. The workers
+    build the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
     given = 0.0  # the time limits handed out so far, summed
     batch = max(runner.slots, 1) * 4
@@ -295,13 +296,15 @@ def solve_in_batches(
         limit = time_limit
         if math.isfinite(deadline) and results:
             slots, left = max(runner.slots, 1), len(groups) - first
-            overhead = sum(r.build_seconds for r in results) / len(results)
+            # medians: a worker's first group also pays its one-off start (its index of the problem's
+            # rows, imports), which on XL is many groups' worth and must not be charged to every group
+            overhead = statistics.median(r.build_seconds for r in results)
             # HiGHS may overrun a short limit (its root node is not interrupted): scale by what it took
             overrun = max(sum(r.solve_seconds for r in results) / given, 1.0) if given > 0 else 1.0
             limit = min(time_limit, ((deadline - now) * slots / left - overhead) / overrun)
             # what a group costs at the shortest limit, as measured (a group may finish well before it)
-            shortest = sum(r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results) / len(
-                results
+            shortest = statistics.median(
+                r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results
             )
             if now + left * shortest / slots > deadline:
                 logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
