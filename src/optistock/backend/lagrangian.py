@@ -97,6 +97,8 @@ def applicable(problem: ProblemData) -> bool:
     return not any(rule.sku is None for rule in problem.sourcing.shares)
 
 
+PROGRESS_INTERVAL = 60.0
+"""Seconds between two progress lines of :func:`solve_in_batches` in the log."""
 MIN_GROUP_TIME_LIMIT = 0.2
 """Seconds a group's sub-problem gets at least (below it HiGHS rarely finishes its root LP)."""
 
@@ -288,6 +290,7 @@ def solve_in_batches(
     build the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
     given = 0.0  # the time limits handed out so far, summed
+    started = reported = time.perf_counter()
     batch = max(runner.slots, 1) * 4
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
@@ -314,6 +317,9 @@ def solve_in_batches(
         tasks = [task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]]
         given += sum(t.time_limit for t in tasks)
         results.extend(runner.solve(tasks))
+        if time.perf_counter() >= reported + PROGRESS_INTERVAL:
+            reported = time.perf_counter()
+            logger.info("%d of %d groups solved, %.0f s", len(results), len(groups), reported - started)
     return results
 
 
