@@ -136,7 +136,7 @@ def test_subproblems_run_on_the_cluster_of_a_given_scheduler(tmp_path: Path) -> 
     scenario = _write(tmp_path, 1, {"time_limit": 30})
     out = tmp_path / "out"
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         address = cluster.scheduler_address
         result = CliRunner().invoke(

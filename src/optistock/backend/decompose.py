@@ -384,7 +384,8 @@ def group_runner(problem: ProblemData, settings: SolverSettings) -> Iterator[Gro
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # a free port: None still binds 8787 and warns when another run (or the sweep) holds it
+            dashboard_address=":0",
             silence_logs=logging.WARNING,
         )
         client = Client(cluster)
