@@ -102,6 +102,10 @@ Dask cluster's start-up leaves (L needs 9 % of 10 minutes; XL about a third of a
 GROUP_PATH_PLAN_SHARE = 0.5
 """... the groups' fair-share MILPs this share of what the bound leaves (then the groups not reached get
 their LP rounded); fix-and-optimize gets the rest."""
+GROUP_PATH_REPAIR_ROUNDS = 60
+"""On that path, the groups' plans stop this many re-simulations of the empty plan before the time
+limit, for the repair of their plans together (it took 21 rounds on L, each dearer than re-simulating
+the empty plan)."""
 GROUP_PATH_BATCH = 4
 """On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
 first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
@@ -364,6 +368,10 @@ class Optimiser:
         3. Fix-and-optimize until the time limit."""
         solve_started = time.perf_counter()
         self._offer(evaluate_plan(self.problem, *empty_plan()))
+        # the groups' plans together are repaired after their phase: keep time for that many
+        # re-simulations of the whole plan (on XL one takes 7 s and more; without this reserve the
+        # repair ran on for more than 10 minutes past a 60-minute limit)
+        repair_reserve = GROUP_PATH_REPAIR_ROUNDS * (time.perf_counter() - solve_started)
         for start_orders, start_transfers in self.start_plans:
             self._offer(
                 evaluate_plan(self.problem, *repair_plan(self.problem, start_orders, start_transfers))
@@ -406,8 +414,8 @@ class Optimiser:
                 runner,
                 self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
-                deadline=planning + GROUP_PATH_PLAN_SHARE * (self.deadline - planning),
-                rest_deadline=self.deadline - 1.0,
+                deadline=planning + GROUP_PATH_PLAN_SHARE * (self.deadline - planning - repair_reserve),
+                rest_deadline=self.deadline - 1.0 - repair_reserve,
                 used=bound.use,
             )
             self._count_subproblems(
