@@ -77,8 +77,8 @@ class GroupTask:
 
 @dataclass(frozen=True)
 class LimitUse:
-    """What a group's solution uses of the shared limits (``models/core.md`` §5): the inputs of the
-    limit shares of :func:`~.lagrangian.group_shares`."""
+    """What a group's solution uses of the shared limits (``models/core.md`` §4: supplier capacity,
+    budget, storage): the inputs of the limit shares of :func:`~.lagrangian.group_shares`."""
 
     units: dict[tuple[str, int], float] = field(default_factory=dict)
     """(supplier, order period) → units ordered (supplier capacity)."""
