@@ -374,14 +374,23 @@ class GroupShares:
     storage: dict[str, float]
     by_key: dict[tuple[Any, ...], float] = field(default_factory=dict)
 
+    def of(self, key: tuple[Any, ...]) -> float:
+        """The share of the limit ``key``: ``("budget", t)``, ``("capacity", s, t)`` or
+        ``("storage", w, t)``."""
+        if key in self.by_key:
+            return self.by_key[key]
+        if key[0] == "budget":
+            return self.budget
+        return (self.capacity if key[0] == "capacity" else self.storage).get(key[1], 0.0)
+
     def of_budget(self, period: int) -> float:
-        return self.by_key.get(("budget", period), self.budget)
+        return self.of(("budget", period))
 
     def of_capacity(self, supplier: str, period: int) -> float:
-        return self.by_key.get(("capacity", supplier, period), self.capacity.get(supplier, 0.0))
+        return self.of(("capacity", supplier, period))
 
     def of_storage(self, warehouse: str, period: int) -> float:
-        return self.by_key.get(("storage", warehouse, period), self.storage.get(warehouse, 0.0))
+        return self.of(("storage", warehouse, period))
 
 
 def limit_shares(problem: ProblemData) -> LimitShares:
@@ -440,21 +449,17 @@ def group_shares(
     if not known:
         return base
     limits: dict[tuple[Any, ...], float] = {}
-    demand_share: dict[tuple[Any, ...], Callable[[GroupShares], float]] = {}
     for t, amount in zip(problem.budget.index.tolist(), problem.budget.tolist(), strict=True):
         limits[("budget", int(t))] = float(amount)
-        demand_share[("budget", int(t))] = _budget_share
     for supplier in problem.suppliers.index:
         for t in range(problem.periods):
             capacity = problem.supplier_capacity_in(str(supplier), t)
             if not math.isnan(capacity):
                 limits[("capacity", str(supplier), t)] = capacity
-                demand_share[("capacity", str(supplier), t)] = partial(_capacity_share, str(supplier))
     for warehouse, capacity in problem.warehouses["capacity"].items():
         if not math.isnan(float(capacity)):
             for t in range(problem.periods):
                 limits[("storage", str(warehouse), t)] = float(capacity)
-                demand_share[("storage", str(warehouse), t)] = partial(_storage_share, str(warehouse))
     use = {n: _use_by_key(used[tuple(groups[n])]) for n in known}
     by_key: dict[int, dict[tuple[Any, ...], float]] = {n: {} for n in known}
     unknown = [n for n in range(len(groups)) if tuple(groups[n]) not in used]
@@ -462,29 +467,16 @@ def group_shares(
         total = sum(use[n].get(key, 0.0) for n in known)
         if limit <= 0 or total <= 0:
             continue  # demand shares
-        share_of = demand_share[key]
-        left = max(1.0 - sum(share_of(base[n]) for n in unknown), 0.0)
-        demand_known = sum(share_of(base[n]) for n in known)
+        left = max(1.0 - sum(base[n].of(key) for n in unknown), 0.0)
+        demand_known = sum(base[n].of(key) for n in known)
         for n in known:
             own = use[n].get(key, 0.0)
             if total >= left * limit:
                 by_key[n][key] = left * own / total
             else:
-                weight = share_of(base[n]) / demand_known if demand_known > 0 else 1.0 / len(known)
+                weight = base[n].of(key) / demand_known if demand_known > 0 else 1.0 / len(known)
                 by_key[n][key] = own / limit + (left - total / limit) * weight
     return [replace(base[n], by_key=by_key[n]) if n in by_key else base[n] for n in range(len(groups))]
-
-
-def _budget_share(shares: GroupShares) -> float:
-    return shares.budget
-
-
-def _capacity_share(supplier: str, shares: GroupShares) -> float:
-    return shares.capacity.get(supplier, 0.0)
-
-
-def _storage_share(warehouse: str, shares: GroupShares) -> float:
-    return shares.storage.get(warehouse, 0.0)
 
 
 def _use_by_key(use: LimitUse) -> dict[tuple[Any, ...], float]:
