@@ -414,6 +414,102 @@ def test_shares_by_lp_use_add_up_to_at_most_one_and_cover_each_use_that_fits(
     assert checked > 0
 
 
+LUMPY_SKUS = [f"K{n}" for n in range(9)]
+LUMPY: dict[str, Any] = {
+    **BASE_TABLES,
+    "skus": [
+        {"sku": sku, "unit_volume": 1.0, "holding_cost": 0.01, "shortage_cost": 10.0} for sku in LUMPY_SKUS
+    ],
+    "offers": [
+        {"supplier": "S1", "sku": sku, "unit_price": 1.0, "moq": 4, "order_multiple": 1, "lead_time": 0}
+        for sku in LUMPY_SKUS
+    ],
+    "inventory": [{"sku": sku, "warehouse": "W1", "on_hand": 0} for sku in LUMPY_SKUS],
+    "demand": [
+        {"sku": sku, "warehouse": "W1", "period": t, "quantity": 1} for sku in LUMPY_SKUS for t in range(4)
+    ],
+    "budget": [{"period": t, "amount": 24.0} for t in range(4)],
+}
+"""Hand case of lumpy orders: nine SKUs each need 1 unit a period for 4 periods and can only be bought
+4 at a time (MOQ 4, price 1; a unit short costs 10 a period). The budget is 24 a period; each SKU's LP
+relaxation buys 1 unit a period (9 of the 24). Shares fixed up front give each SKU 1 + 15/9 < 4 a
+period, so none can ever place an order: every SKU runs short 1 + 2 + 3 + 4 units (cost 100 each). Handed
+out batch by batch (four at a time here), the first SKUs get 1 + 15/4 = 4.75 and order."""
+
+
+def test_shares_handed_out_by_batch_let_groups_place_whole_orders(tmp_path: Path) -> None:
+    problem = _load(LUMPY, 4, tmp_path)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = [[sku] for sku in LUMPY_SKUS]
+    bound = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, InProcessRunner(problem), SETTINGS, 20, relaxed=True
+    )
+    assert all(use.spend == pytest.approx(dict.fromkeys(range(4), 1.0)) for use in bound.use.values())
+    demand = lagrangian.limit_shares(problem)
+    fixed = lagrangian.group_shares(problem, demand, groups, bound.use)
+    assert [share.of_budget(0) * 24.0 for share in fixed] == pytest.approx([1 + 15 / 9] * 9)
+    orders, transfers, _, _ = lagrangian.fair_share_plans(
+        problem, prices, demand, groups, InProcessRunner(problem), SETTINGS, 20, used=bound.use
+    )
+    plan = evaluate_plan(problem, orders, transfers)
+    assert plan.is_valid, plan.violations
+    ordering = {str(sku) for sku in orders["sku"]}
+    assert set(LUMPY_SKUS[:4]) <= ordering  # the first batch: 4.75 each, enough for one order of 4
+    assert plan.total_cost < 9 * 100.0 - 4 * 90.0  # each of the first four saves at least 90
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_share_ledger_never_hands_out_more_than_a_limit(tmp_path: Path, seed: int) -> None:
+    """Grants of the groups out plus what the groups solved have ordered never exceed a budget or a
+    supplier capacity, and a group's grant covers its promise wherever the limit has room for it."""
+    problem = _load_synthetic_instance(tmp_path, seed)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = [[sku] for sku in sorted({str(i) for i in problem.demand.index.get_level_values("sku")})]
+    runner = InProcessRunner(problem)
+    bound = lagrangian.lagrangian_bound(problem, None, prices, groups, runner, SETTINGS, 20, relaxed=True)
+    promised = lagrangian.group_shares(
+        problem, lagrangian.limit_shares(problem), groups, bound.use, unshared=lagrangian.ShareLedger.KINDS
+    )
+    ledger = lagrangian.ShareLedger(problem, groups, promised, batch=3)
+    limits = ledger.limits
+    assert limits and {key[0] for key in limits} == {"budget", "capacity"}
+    ordered: dict[Any, float] = dict.fromkeys(limits, 0.0)
+    list_price = problem.offers["unit_price"]
+    for first in range(0, len(groups), 3):
+        batch = groups[first : first + 3]
+        granted = [ledger.grant(group) for group in batch]
+        for key, amount in limits.items():
+            out = sum(share.of(key) for share in granted) * amount
+            assert ordered[key] + out <= amount * (1 + 1e-9) + 1e-9, key
+        for group, share, promise in zip(batch, granted, promised[first : first + 3], strict=True):
+            for key in limits:
+                assert share.of(key) >= 0.0
+                if ordered[key] == 0.0:  # nothing committed yet: room for every promise
+                    assert share.of(key) >= promise.of(key) - 1e-12, (group, key)
+        tasks = [
+            GroupTask(
+                tuple(group),
+                lagrangian.fair_share_group_sets(problem, group, prices.for_group(group), share),
+                None,
+                SETTINGS,
+                20,
+            )
+            for group, share in zip(batch, granted, strict=True)
+        ]
+        for result in runner.solve(tasks):
+            ledger.record(result)
+            assert result.orders is not None
+            for row in result.orders.itertuples():
+                value = row.quantity * float(list_price[(row.supplier, row.sku)])
+                ordered[("budget", row.order_period)] = ordered.get(("budget", row.order_period), 0) + value
+                key = ("capacity", row.supplier, row.order_period)
+                if key in ordered:
+                    ordered[key] += row.quantity
+    for key, amount in limits.items():
+        assert ordered.get(key, 0.0) <= amount * (1 + 1e-9) + 1e-9, key
+    assert ledger.out == {}
+
+
 class _TimedRunner:
     """Two slots whose results report given build times (the first group on each slot pays a one-off
     start of ``warm_up`` seconds) and no solve time, without solving anything: the batch scheduler's

@@ -89,6 +89,8 @@ class LagrangianBound:
     """The SKUs of the groups whose sub-problem found a plan (``orders`` covers them)."""
     use: dict[tuple[str, ...], LimitUse] = field(default_factory=dict)
     """Group → what its LP relaxation's solution uses of the shared limits (``relaxed`` only)."""
+    group_bounds: dict[tuple[str, ...], float] = field(default_factory=dict)
+    """Group → its sub-problem's proven bound (the groups solved)."""
 
 
 def applicable(problem: ProblemData) -> bool:
@@ -251,11 +253,13 @@ def lagrangian_bound(
 
     results = solve_in_batches(runner, groups, task, time_limit, deadline, min_time_limit)
     total = master_terms(sets, prices) if sets is not None else 0.0
-    solved = 0
-    for result in results:
-        if result.bound is not None and math.isfinite(result.bound):
-            total += max(result.bound, 0.0)
-            solved += 1
+    group_bounds = {
+        result.members: max(result.bound, 0.0)
+        for result in results
+        if result.bound is not None and math.isfinite(result.bound)
+    }
+    total += sum(group_bounds.values())
+    solved = len(group_bounds)
     orders, transfers, planned = _plans(results)
     size = [sum(result.size[k] for result in results) for k in range(3)]
     return LagrangianBound(
@@ -269,7 +273,13 @@ def lagrangian_bound(
         size=(size[0], size[1], size[2]),
         planned_skus=planned,
         use={result.members: result.use for result in results if result.use is not None},
+        group_bounds=group_bounds,
     )
+
+
+def batch_size(runner: GroupRunner) -> int:
+    """How many groups :func:`solve_in_batches` hands ``runner`` at once: four per slot."""
+    return max(runner.slots, 1) * 4
 
 
 def solve_in_batches(
@@ -279,9 +289,11 @@ def solve_in_batches(
     time_limit: float,
     deadline: float = math.inf,
     min_time_limit: float = MIN_GROUP_TIME_LIMIT,
+    on_result: Callable[[GroupResult], None] | None = None,
 ) -> list[GroupResult]:
-    """Solve ``task(group, limit)`` for every group on ``runner``, in batches, until ``deadline`` (a
-    ``time.perf_counter()`` value).
+    """Solve ``task(group, limit)`` for every group on ``runner``, in batches of :func:`batch_size`,
+    until ``deadline`` (a ``time.perf_counter()`` value); ``on_result`` sees each result before the
+    next batch's tasks are made.
 
     Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
     by the deadline otherwise (the time left shared out over them, less the build time measured so far),
@@ -291,7 +303,7 @@ def solve_in_batches(
     results: list[GroupResult] = []
     given = 0.0  # the time limits handed out so far, summed
     started = reported = time.perf_counter()
-    batch = max(runner.slots, 1) * 4
+    batch = batch_size(runner)
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
         if now >= deadline:
@@ -316,7 +328,11 @@ def solve_in_batches(
             limit = min(time_limit, (deadline - now) * max(runner.slots, 1) / len(groups))
         tasks = [task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]]
         given += sum(t.time_limit for t in tasks)
-        results.extend(runner.solve(tasks))
+        solved = runner.solve(tasks)
+        if on_result is not None:
+            for result in solved:
+                on_result(result)
+        results.extend(solved)
         if time.perf_counter() >= reported + PROGRESS_INTERVAL:
             reported = time.perf_counter()
             logger.info("%d of %d groups solved, %.0f s", len(results), len(groups), reported - started)
@@ -434,9 +450,12 @@ def group_shares(
     shares: LimitShares,
     groups: Sequence[Sequence[str]],
     used: Mapping[tuple[str, ...], LimitUse],
+    unshared: Collection[str] = (),
 ) -> list[GroupShares]:
     """Every group's share of every shared limit, from what the groups' LP relaxations use of them
     (``used``; :class:`~.decompose.LimitUse`) where known, else from demand (:class:`LimitShares`).
+    The slack of the kinds of limit in ``unshared`` (``"budget"``, ``"capacity"``, ``"storage"``) is
+    not shared out (:class:`ShareLedger` hands it out instead).
 
     Demand shares strand capacity: a SKU offered by three suppliers holds a share of each though it
     buys from one. So for each limit C of one period, the groups whose use u_g is known share what the
@@ -448,18 +467,7 @@ def group_shares(
     known = [n for n, group in enumerate(groups) if tuple(group) in used]
     if not known:
         return base
-    limits: dict[tuple[Any, ...], float] = {}
-    for t, amount in zip(problem.budget.index.tolist(), problem.budget.tolist(), strict=True):
-        limits[("budget", int(t))] = float(amount)
-    for supplier in problem.suppliers.index:
-        for t in range(problem.periods):
-            capacity = problem.supplier_capacity_in(str(supplier), t)
-            if not math.isnan(capacity):
-                limits[("capacity", str(supplier), t)] = capacity
-    for warehouse, capacity in problem.warehouses["capacity"].items():
-        if not math.isnan(float(capacity)):
-            for t in range(problem.periods):
-                limits[("storage", str(warehouse), t)] = float(capacity)
+    limits = shared_limits(problem)
     use = {n: _use_by_key(used[tuple(groups[n])]) for n in known}
     by_key: dict[int, dict[tuple[Any, ...], float]] = {n: {} for n in known}
     unknown = [n for n in range(len(groups)) if tuple(groups[n]) not in used]
@@ -473,10 +481,110 @@ def group_shares(
             own = use[n].get(key, 0.0)
             if total >= left * limit:
                 by_key[n][key] = left * own / total
+            elif key[0] in unshared:
+                by_key[n][key] = own / limit
             else:
                 weight = base[n].of(key) / demand_known if demand_known > 0 else 1.0 / len(known)
                 by_key[n][key] = own / limit + (left - total / limit) * weight
     return [replace(base[n], by_key=by_key[n]) if n in by_key else base[n] for n in range(len(groups))]
+
+
+def shared_limits(problem: ProblemData) -> dict[tuple[Any, ...], float]:
+    """Every shared limit of one period: ``("budget", t)``, ``("capacity", s, t)`` and
+    ``("storage", w, t)`` → its amount (limits that are not set are left out)."""
+    limits: dict[tuple[Any, ...], float] = {}
+    for t, amount in zip(problem.budget.index.tolist(), problem.budget.tolist(), strict=True):
+        limits[("budget", int(t))] = float(amount)
+    for supplier in problem.suppliers.index:
+        for t in range(problem.periods):
+            capacity = problem.supplier_capacity_in(str(supplier), t)
+            if not math.isnan(capacity):
+                limits[("capacity", str(supplier), t)] = capacity
+    for warehouse, capacity in problem.warehouses["capacity"].items():
+        if not math.isnan(float(capacity)):
+            for t in range(problem.periods):
+                limits[("storage", str(warehouse), t)] = float(capacity)
+    return limits
+
+
+class ShareLedger:
+    """The budget and the supplier capacities handed out to the groups batch by batch, so that each
+    group can place whole orders (MOQs, packs) where its promised share — what its LP relaxation used,
+    :func:`group_shares` — holds only a fraction of one.
+
+    A group handed out gets its promise plus an equal part, among the groups of its batch still to be
+    handed out, of what is *free*: the limit less what the groups already solved have ordered (their
+    orders' units, and their value at list prices, which price breaks only lower), less what the groups
+    out now were granted, less the promises of the groups not yet handed out. So every group gets at
+    least its promise while the limit allows, and the commitments and grants together never exceed the
+    limit: the plans, solved apart, still fit together. Storage keeps the promised shares (what a plan
+    stores is known only after re-simulating it)."""
+
+    KINDS = ("budget", "capacity")
+    """The kinds of limit handed out here."""
+
+    def __init__(
+        self,
+        problem: ProblemData,
+        groups: Sequence[Sequence[str]],
+        promised: Sequence[GroupShares],
+        batch: int,
+    ) -> None:
+        self.limits = {
+            key: amount
+            for key, amount in shared_limits(problem).items()
+            if key[0] in self.KINDS and amount > 0
+        }
+        self.promise = {tuple(group): share for group, share in zip(groups, promised, strict=True)}
+        self.unhanded: dict[tuple[Any, ...], float] = {
+            key: sum(share.of(key) for share in promised) * amount for key, amount in self.limits.items()
+        }
+        self.committed: dict[tuple[Any, ...], float] = defaultdict(float)
+        self.granted: dict[tuple[Any, ...], float] = defaultdict(float)
+        self.out: dict[tuple[str, ...], dict[tuple[Any, ...], float]] = {}
+        self.batch = max(batch, 1)
+        self.groups_left = len(groups)
+        offers = problem.offers.reset_index()
+        self.list_price = {
+            (str(s), str(i)): float(p)
+            for s, i, p in zip(offers["supplier"], offers["sku"], offers["unit_price"], strict=True)
+        }
+
+    def grant(self, group: Sequence[str]) -> GroupShares:
+        """The shares group ``group`` plans under (it is out until :meth:`record`)."""
+        members = tuple(group)
+        promise = self.promise[members]
+        among = max(min(self.batch - len(self.out), self.groups_left), 1)
+        self.groups_left -= 1
+        grants: dict[tuple[Any, ...], float] = {}
+        for key, amount in self.limits.items():
+            own = promise.of(key) * amount
+            self.unhanded[key] -= own
+            free = amount - self.committed[key] - self.granted[key] - max(self.unhanded[key], 0.0)
+            grants[key] = own + (free - own) / among if free > own else max(free, 0.0)
+            self.granted[key] += grants[key]
+        self.out[members] = grants
+        return replace(
+            promise,
+            by_key={**promise.by_key, **{key: g / self.limits[key] for key, g in grants.items()}},
+        )
+
+    def record(self, result: GroupResult) -> None:
+        """Replace what group ``result.members`` was granted by what its plan orders."""
+        for key, amount in self.out.pop(result.members, {}).items():
+            self.granted[key] -= amount
+        orders = result.orders
+        if orders is None or not len(orders):
+            return
+        for supplier, sku, period, quantity in zip(
+            orders["supplier"].tolist(),
+            orders["sku"].tolist(),
+            orders["order_period"].tolist(),
+            orders["quantity"].tolist(),
+            strict=True,
+        ):
+            self.committed[("capacity", str(supplier), int(period))] += quantity
+            self.committed[("budget", int(period))] += quantity * self.list_price[(str(supplier), str(sku))]
 
 
 def _use_by_key(use: LimitUse) -> dict[tuple[Any, ...], float]:
@@ -532,26 +640,30 @@ def fair_share_plans(
     ``used`` where given (:func:`group_shares`), else from demand. Groups whose MILP is not reached by
     ``deadline`` get their LP relaxation rounded instead (``GroupTask.rounded``), until
     ``rest_deadline``."""
-    of_group = {
-        tuple(group): group_share
-        for group, group_share in zip(groups, group_shares(problem, shares, groups, used or {}), strict=True)
-    }
+    promised = group_shares(problem, shares, groups, used or {}, unshared=ShareLedger.KINDS)
+    ledger = ShareLedger(problem, groups, promised, batch_size(runner))
 
     def task(group: Sequence[str], limit: float, rounded: bool = False) -> GroupTask:
         build = partial(
             fair_share_group_sets,
             members=tuple(group),
             prices=prices.for_group(group),
-            shares=of_group[tuple(group)],
+            shares=ledger.grant(group),
         )
         return GroupTask(tuple(group), build, None, settings, limit, rounded=rounded)
 
-    results = solve_in_batches(runner, groups, task, time_limit, deadline)
+    results = solve_in_batches(runner, groups, task, time_limit, deadline, on_result=ledger.record)
     left = groups[len(results) :]
     if left:
         logger.info("%d groups left without time for their MILP: their LP relaxations rounded", len(left))
         results += solve_in_batches(
-            runner, left, partial(task, rounded=True), time_limit, rest_deadline, min_time_limit=0.0
+            runner,
+            left,
+            partial(task, rounded=True),
+            time_limit,
+            rest_deadline,
+            min_time_limit=0.0,
+            on_result=ledger.record,
         )
     orders, transfers, planned = _plans(results)
     return orders, transfers, planned, results

@@ -147,6 +147,33 @@ def evaluate_plan(problem: ProblemData, orders: pd.DataFrame, transfers: pd.Data
     )
 
 
+def cost_by_sku(problem: ProblemData, evaluation: PlanEvaluation) -> pd.Series:
+    """Each SKU's own part of the plan's cost: purchase, transport, transfer, holding and shortage (at
+    the SKU's shortage cost, channels aside), without the purchase orders' fixed costs, which the SKUs
+    on an order share. Without channels, shelf lives and safety-stock targets these parts and the
+    ``ordering`` cost add up to the plan's total cost."""
+    orders, transfers, inventory = evaluation.orders, evaluation.transfers, evaluation.inventory
+    skus = problem.skus
+    lane_key = pd.MultiIndex.from_frame(orders[["supplier", "warehouse"]])
+    lane_cost = problem.lanes["cost_per_unit"].reindex(lane_key).fillna(0.0).to_numpy(dtype=float)
+    link_key = pd.MultiIndex.from_frame(transfers[["from_warehouse", "to_warehouse"]])
+    link_cost = problem.transfer_links["cost_per_unit"].reindex(link_key).fillna(0.0).to_numpy(dtype=float)
+    parts = [
+        (orders["line_value"].astype(float) + orders["quantity"].astype(float) * lane_cost).groupby(
+            orders["sku"]
+        ),
+        (transfers["quantity"].astype(float) * link_cost).groupby(transfers["sku"]),
+        (
+            inventory["end_stock"] * inventory["sku"].map(skus["holding_cost"]).astype(float)
+            + inventory["backorder"] * inventory["sku"].map(skus["shortage_cost"]).astype(float)
+        ).groupby(inventory["sku"]),
+    ]
+    total = pd.Series(0.0, index=pd.Index(skus.index.astype(str), name="sku"))
+    for part in parts:
+        total = total.add(part.sum(), fill_value=0.0)
+    return total
+
+
 def safety_shortfall(problem: ProblemData, inventory: pd.DataFrame, *, units: bool = False) -> pd.Series:
     """Per row of ``inventory``: the penalty of end stock below the safety stock (``units``: the units
     short), max(0, SS_iw − end_stock) × penalty_i; 0 where the SKU-warehouse has no target."""
