@@ -499,8 +499,9 @@ class Optimiser:
         ranked = sorted(gap, key=lambda sku: -gap[sku])
         largest = max(gap.values(), default=0.0)
         limits = {
-            sku: max(SUBPROBLEM_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest) if largest > 0 else 0.0
+            sku: max(SUBPROBLEM_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest)
             for sku in ranked
+            if gap[sku] > 0
         }
         logger.info(
             "SKUs' own LP bounds: %d of %d SKUs (%.1f s), bound %.2f; largest 10%% of gaps: %.0f of %.0f",
@@ -511,7 +512,7 @@ class Optimiser:
             sum(gap[sku] for sku in ranked[: max(len(ranked) // 10, 1)]),
             sum(gap.values()),
         )
-        return {sku: limit for sku, limit in limits.items() if gap[sku] > 0}
+        return limits
 
     def _count_subproblems(self, runner: GroupRunner, count: int, build_s: float, solve_s: float) -> None:
         self.subproblems["count"] += count
