@@ -364,26 +364,6 @@ def order_variables(model: pyo.ConcreteModel) -> list[pyo.Var]:
     return [*model.po_open.values(), *model.line_active.values(), *model.segment_active.values()]
 
 
-def order_decisions(model: pyo.ConcreteModel, sets: ModelSets, orders: pd.DataFrame) -> list[pyo.Var]:
-    """The 0/1 variables (``po_open``, ``line_active``, ``segment_active``) that the order lines
-    ``orders`` set to 1; lines the model has no variable for are ignored."""
-    chosen: list[pyo.Var] = []
-    columns = ["supplier", "sku", "warehouse", "order_period", "quantity"]
-    for s, i, w, t, q in orders[columns].itertuples(index=False):
-        key = (s, i, w, int(t))
-        line = sets.lines.get(key)
-        if line is None or float(q) <= 0:
-            continue
-        if (s, w, int(t)) in model.po_open:
-            chosen.append(model.po_open[s, w, int(t)])
-        if key in model.line_active:
-            chosen.append(model.line_active[key])
-        for k, segment in enumerate(line.segments):
-            if segment.low <= float(q) <= segment.high:
-                chosen.append(model.segment_active[(*key, k)])
-    return chosen
-
-
 def start_values(
     model: pyo.ConcreteModel,
     sets: ModelSets,

@@ -12,9 +12,9 @@ near the LP relaxation. So the strategy is:
    with pack counts and transfers continuous (a relaxation: a bound above the LP's), then the MILP
    restricted to the purchase orders, MOQ lines and price segments that relaxation chose (a
    restriction: valid plans);
-4. larger ones: the *Lagrangian bound* (:mod:`.lagrangian`) over SKU groups priced by the LP duals, the
-   MILP restricted to the orders of its groups' plans and of the incumbent, then *fix-and-optimize* —
-   repeatedly solve, to optimality, the exact sub-problem of a few SKUs with the rest of the plan fixed;
+4. larger ones: the *Lagrangian bound* (:mod:`.lagrangian`) over SKU groups priced by the LP duals,
+   then *fix-and-optimize* — repeatedly solve the exact sub-problem of one SKU with the rest of the
+   plan fixed, the SKUs furthest above their own LP bound first;
 5. the full MILP for the time that is left, which may improve the plan and raise the bound.
 
 Models too large to build whole (``GROUP_PATH_LINE_LIMIT``) skip 1-5: the bound is the Lagrangian
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyomo.environ as pyo
-from pyomo.common.collections import ComponentMap, ComponentSet
+from pyomo.common.collections import ComponentMap
 
 from optistock.backend import arrays, lagrangian
 from optistock.backend.cpsat import CpSatSession, whole_unit_data
@@ -49,7 +49,6 @@ from optistock.backend.decompose import (
     plan_of,
 )
 from optistock.backend.heuristics import (
-    order_decisions,
     order_variables,
     repair_plan,
     round_lp_plan,
@@ -78,10 +77,12 @@ DIRECT_INTEGER_LIMIT = 3000
 SUBPROBLEM_SKUS = 1
 SUBPROBLEM_TIME_LIMIT = 3.0
 PRIORITY_TIME_LIMIT = 30.0
-"""Fix-and-optimize's time limit for the SKU with the largest own gap on the group path (the others'
-scale down with their gaps to ``SUBPROBLEM_TIME_LIMIT``)."""
-IMPROVEMENT_SHARE = 0.85
-"""Share of the time limit that fix-and-optimize may use before the full MILP takes over."""
+"""Fix-and-optimize's time limit for the SKU with the largest own gap (the others' scale down with
+their gaps to ``SUBPROBLEM_TIME_LIMIT``)."""
+FULL_MILP_RESERVE = 2.0
+"""Seconds fix-and-optimize leaves the full MILP at least (it gets all that is left once a cycle of
+fix-and-optimize improves nothing). On M it improved neither the plan nor the bound in the 9 s it had
+when fix-and-optimize stopped at 85 % of the time limit; fix-and-optimize there gains to the end."""
 STRUCTURE_SHARE = 0.7
 """Share of the time limit for the structure phase: the pack relaxation, then the MILP restricted to
 the purchase orders, MOQ lines and price segments the relaxation chose."""
@@ -89,8 +90,6 @@ STRUCTURE_RELAXATION_SHARE = 0.7
 """Of the structure phase, the share the pack relaxation may use (the restricted MILP gets the rest)."""
 LAGRANGIAN_SHARE = 0.4
 """Share of the time limit the Lagrangian bound's sub-problems may use, all groups together."""
-LAGRANGIAN_RESTRICTED_SHARE = 0.35
-"""Share of the time limit for the MILP restricted to the orders of the Lagrangian and incumbent plans."""
 ARRAY_LINE_LIMIT = 100_000
 """Above this many order lines (and without model extensions) the full model is built from arrays and
 only its LP relaxation is solved; every MILP is then a SKU-group sub-problem (``_run_large``)."""
@@ -107,9 +106,9 @@ GROUP_PATH_PLAN_SHARE = 0.0
 their LP rounded). None: on L, with half of what the bound left (5 minutes), 7 of the 500 groups' MILPs
 found a plan in their second each (a 4-SKU group of L finds none in 10 s either), so every group gets
 its LP under its shares rounded, and fix-and-optimize the time;"""
-GROUP_PATH_SKU_BOUND_SHARE = 0.15
-"""... of what is left then, the LP bounds of the SKUs alone (to take the SKUs with the largest own gap
-first) may take this share (on L they took 30 s); fix-and-optimize gets the rest."""
+SKU_BOUND_SHARE = 0.15
+"""Before fix-and-optimize (on every path), the LP bounds of the SKUs alone, to take the SKUs with the
+largest own gap first, may take this share of the time left (on L they took 29 s, on M 1.5 s)."""
 GROUP_PATH_REPAIR_ROUNDS = 60
 """On that path, the groups' plans stop this many re-simulations of the empty plan before the time
 limit, for the repair of their plans together (it took 21 rounds on L, each dearer than re-simulating
@@ -117,8 +116,6 @@ the empty plan)."""
 GROUP_PATH_BATCH = 4
 """On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
 first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
-RESTRICTED_MILP_LINE_LIMIT = 100_000
-"""Above this many order lines the MILP restricted to the Lagrangian orders is not tried."""
 LAGRANGIAN_GROUP_SKUS = 4
 LAGRANGIAN_GROUP_TIME_LIMIT = 2.0
 MAX_STOCK_SIGN_ROUNDS = 5
@@ -277,7 +274,12 @@ class Optimiser:
                 if lagrangian.applicable(self.problem):
                     method = "lagrangian + " + method
                     self._lagrangian(runner, sets, relaxation)
-                self._improve_by_sku_groups(runner, max([lp_bound or -math.inf, *self.proven_bounds]))
+                self._improve_by_sku_groups(
+                    runner,
+                    max([lp_bound or -math.inf, *self.proven_bounds]),
+                    until=self.deadline - FULL_MILP_RESERVE,
+                    priority=self._skus_by_own_gap(runner),
+                )
         result = self._solve_full(model, session, sets)
         logger.info(
             "full MILP: %s (%s), objective %s, bound %s",
@@ -355,6 +357,7 @@ class Optimiser:
                 until=self.deadline - 1.0,
                 batch_size=runner.slots * GROUP_PATH_BATCH,
                 shortest_first=True,
+                priority=self._skus_by_own_gap(runner),
             )
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
@@ -444,13 +447,7 @@ class Optimiser:
                 f"{self.incumbent.total_cost:.2f}" if self.incumbent is not None else "none",
             )
             if self.incumbent is not None:
-                now = time.perf_counter()
-                priority = self._skus_by_own_gap(
-                    runner,
-                    prices,
-                    self.settings.model_copy(update=single),
-                    deadline=now + GROUP_PATH_SKU_BOUND_SHARE * (self.deadline - now),
-                )
+                priority = self._skus_by_own_gap(runner, prices)
                 self._improve_by_sku_groups(
                     runner,
                     max(self.proven_bounds, default=None),
@@ -466,30 +463,33 @@ class Optimiser:
         return self._finish(result, None, solve_started, size, method)
 
     def _skus_by_own_gap(
-        self, runner: GroupRunner, prices: lagrangian.Prices, settings: SolverSettings, deadline: float
-    ) -> dict[str, float]:
+        self, runner: GroupRunner, prices: lagrangian.Prices | None = None
+    ) -> dict[str, float] | None:
         """The SKUs by their own gap, largest first, each with the time limit of its fix-and-optimize
         sub-problem. Its own gap is what the incumbent spends on a SKU
         (:func:`~optistock.postprocess.simulate.cost_by_sku`) less the LP bound of the SKU alone (its
-        Lagrangian sub-problem at ``prices``, solved on ``runner`` until ``deadline``). The gap of a plan
+        Lagrangian sub-problem at ``prices``, by lane if not given, solved on ``runner`` for at most
+        ``SKU_BOUND_SHARE`` of the time left; ``None`` without an incumbent or where the Lagrangian
+        relaxation is not valid). The gap of a plan
         sits in few SKUs (on L, 60 % of it in 15 % of them), and those are not the SKUs with the highest
         shortage cost, whose shortage is often unavoidable. HiGHS needs far longer than
         ``SUBPROBLEM_TIME_LIMIT`` to improve on the plan of such a SKU (on L's largest, 30 s: 4 % less
         than the plan; 3 s: nothing), so the time limit grows with the gap, from
         ``SUBPROBLEM_TIME_LIMIT`` to ``PRIORITY_TIME_LIMIT`` for the largest. The SKUs' bounds together
         are one more Lagrangian bound (a SKU not reached counts 0)."""
-        assert self.incumbent is not None
+        if self.incumbent is None or not lagrangian.applicable(self.problem):
+            return None
         started = time.perf_counter()
         skus = _sku_order(self.problem)
         bound = lagrangian.lagrangian_bound(
             self.problem,
             None,
-            prices,
+            prices or lagrangian.lane_split_prices(self.problem),
             [[sku] for sku in skus],
             runner,
-            settings,
+            self.settings.model_copy(update={"threads": 1 if runner.slots > 1 else self.settings.threads}),
             LAGRANGIAN_GROUP_TIME_LIMIT,
-            deadline=deadline,
+            deadline=started + SKU_BOUND_SHARE * (self.deadline - started),
             relaxed=True,
         )
         self.proven_bounds.append(bound.bound)
@@ -807,7 +807,9 @@ class Optimiser:
         """The Lagrangian bound (:mod:`.lagrangian`) over groups of ``LAGRANGIAN_GROUP_SKUS`` SKUs that
         share a main supplier, priced by the LP's duals (equal shares of the fixed costs without them;
         by lane without the whole model's ``sets``), within ``share`` of the time limit; its groups'
-        plans together, repaired, are offered as a plan."""
+        plans together, repaired, are offered as a plan. (Until 2026-12-05 a MILP over every SKU restricted
+        to the purchase orders of those plans and the incumbent followed on models up to 100,000 lines; on
+        M, seeds 0-2, it never improved the plan in its 21 s, which fix-and-optimize now gets.)"""
         started = time.perf_counter()
         groups = self._sku_groups(sets)
         budget = min(share * self.settings.time_limit, self.remaining() - 1.0)
@@ -841,53 +843,16 @@ class Optimiser:
         )
         self.proven_bounds.append(result.bound)
         self._count_subproblems(runner, result.solved_groups, result.build_seconds, result.solve_seconds)
-        assert self.incumbent is not None
-        if (
-            self._main is None
-            or sets is None
-            or len(self._main[0].packs) > RESTRICTED_MILP_LINE_LIMIT
-            or result.solved_groups < result.groups
-        ):
-            # no MILP over every SKU: the groups' plans, with the incumbent's for SKUs they do not cover,
-            # repaired, are the candidate
-            kept = self._offer_group_plans(result.orders, result.transfers, result.planned_skus)
-            logger.info("Lagrangian plan: %s", "kept" if kept else "not better")
-            return result
-        model, session = self._main
-        assert self.incumbent is not None
-        incumbent = self.incumbent
-        start = start_values(
-            model, sets, incumbent.orders, incumbent.transfers, incumbent.inventory, incumbent.channels
-        )
-        opened = ComponentSet(order_decisions(model, sets, result.orders))
-        opened.update(order_decisions(model, sets, incumbent.orders))
-        structure = order_variables(model)
-        closed = [var for var in structure if var not in opened]
-        restricted = session.solve_variant(
-            self.settings,
-            time_limit=max(
-                min(LAGRANGIAN_RESTRICTED_SHARE * self.settings.time_limit, self.remaining() - 1.0), 1.0
-            ),
-            closed=closed,
-            start=start,
-            mip_gap=min(self.settings.mip_gap / 10, 1e-3),
-        )
-        logger.info(
-            "MILP restricted to the Lagrangian and incumbent orders (%d of %d closed): %s, objective %s",
-            len(closed),
-            len(structure),
-            restricted.status.value,
-            restricted.objective,
-        )
-        if restricted.objective is not None:
-            self._offer_extracted(model)
+        # the groups' plans, with the incumbent's for SKUs they do not cover, repaired, are a candidate
+        kept = self._offer_group_plans(result.orders, result.transfers, result.planned_skus)
+        logger.info("Lagrangian plan: %s", "kept" if kept else "not better")
         return result
 
     def _improve_by_sku_groups(
         self,
         runner: GroupRunner,
         lp_bound: float | None,
-        until: float | None = None,
+        until: float,
         batch_size: int | None = None,
         shortest_first: bool = False,
         priority: Mapping[str, float] | None = None,
@@ -902,7 +867,6 @@ class Optimiser:
         SKUs with the most to gain come first); otherwise by main supplier.
         """
         assert self.incumbent is not None
-        stop_at = self.started + IMPROVEMENT_SHARE * self.settings.time_limit if until is None else until
         skus = _sku_order(self.problem)
         if shortest_first:
             inventory = self.incumbent.inventory
@@ -928,7 +892,7 @@ class Optimiser:
             groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
             step = batch_size or runner.slots
             for first in range(0, len(groups), step):
-                if time.perf_counter() >= stop_at:
+                if time.perf_counter() >= until:
                     logger.info(
                         "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f",
                         cycle,
@@ -941,7 +905,7 @@ class Optimiser:
                 if gap is not None and gap <= self.settings.mip_gap:
                     return
                 batch = groups[first : first + step]
-                improved |= self._solve_groups(runner, batch, sub_settings, stop_at, limits)
+                improved |= self._solve_groups(runner, batch, sub_settings, until, limits)
             logger.info(
                 "fix-and-optimize cycle %d: cost %.2f%s",
                 cycle,
@@ -956,7 +920,7 @@ class Optimiser:
         runner: GroupRunner,
         batch: list[list[str]],
         settings: SolverSettings,
-        stop_at: float,
+        until: float,
         limits: Mapping[str, float] | None = None,
     ) -> bool:
         """Solve the groups of ``batch`` side by side against the incumbent, then merge their plans
@@ -964,7 +928,7 @@ class Optimiser:
         SKUs' largest in ``limits``, else ``SUBPROBLEM_TIME_LIMIT``."""
         assert self.incumbent is not None
         incumbent = self.incumbent
-        left = stop_at - time.perf_counter()
+        left = until - time.perf_counter()
         if min(SUBPROBLEM_TIME_LIMIT, left) <= 0.2:
             return False
         share = 1.0 / len(batch)
