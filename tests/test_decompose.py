@@ -22,7 +22,8 @@ from independent_check import check_run
 from planning import solve
 from test_properties import instances
 
-from optistock.backend.decompose import group_sets, plan_without
+from optistock.backend import strategy
+from optistock.backend.decompose import InProcessRunner, group_sets, plan_without
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
@@ -122,6 +123,31 @@ def test_a_model_too_large_to_build_is_planned_and_bounded_by_groups(
     assert summary["subproblems"]["count"] > 0
     assert summary["objective"] >= optimum - 1e-6 * optimum
     assert 0 < summary["best_bound"] <= optimum + 1e-6 * optimum
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_skus_by_own_gap_rank_by_cost_above_a_true_bound(tmp_path: Path, seed: int) -> None:
+    """Fix-and-optimize's priority (``_skus_by_own_gap``), from the empty plan: the SKUs' own LP bounds
+    together are a true lower bound (no higher than the proven optimum); every SKU ranked costs the empty
+    plan more than its own bound (a shortage), the largest gap first with ``PRIORITY_TIME_LIMIT``, the
+    others' limits falling with their gaps and never below ``SUBPROBLEM_TIME_LIMIT``."""
+    optimum = _optimum(tmp_path / "reference", seed)
+    problem = load_problem(_write(tmp_path / "case", seed, {}))
+    optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
+    assert optimiser._skus_by_own_gap(InProcessRunner(problem)) is None, "no incumbent yet"
+    optimiser.incumbent = evaluate_plan(problem, *empty_plan())
+    limits = optimiser._skus_by_own_gap(InProcessRunner(problem))
+    assert limits is not None and limits
+    (bound,) = optimiser.proven_bounds
+    assert 0 < bound <= optimum + 1e-6 * optimum
+    values = list(limits.values())
+    assert values[0] == pytest.approx(strategy.PRIORITY_TIME_LIMIT)
+    assert values == sorted(values, reverse=True)
+    assert min(values) >= strategy.SUBPROBLEM_TIME_LIMIT
+    own = cost_by_sku(problem, optimiser.incumbent)
+    backordered = set(optimiser.incumbent.inventory.query("backorder > 0")["sku"])
+    for sku in limits:
+        assert own[sku] > 0 and sku in backordered
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -79,6 +79,8 @@ SUBPROBLEM_TIME_LIMIT = 3.0
 PRIORITY_TIME_LIMIT = 30.0
 """Fix-and-optimize's time limit for the SKU with the largest own gap (the others' scale down with
 their gaps to ``SUBPROBLEM_TIME_LIMIT``)."""
+MIN_SUBPROBLEM_SECONDS = 0.2
+"""Fix-and-optimize solves no sub-problem with less time left than this (it stops there)."""
 FULL_MILP_RESERVE = 2.0
 """Seconds fix-and-optimize leaves the full MILP at least (it gets all that is left once a cycle of
 fix-and-optimize improves nothing). On M it improved neither the plan nor the bound in the 9 s it had
@@ -892,7 +894,7 @@ class Optimiser:
             groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
             step = batch_size or runner.slots
             for first in range(0, len(groups), step):
-                if time.perf_counter() >= until:
+                if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS:
                     logger.info(
                         "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f",
                         cycle,
@@ -929,7 +931,7 @@ class Optimiser:
         assert self.incumbent is not None
         incumbent = self.incumbent
         left = until - time.perf_counter()
-        if min(SUBPROBLEM_TIME_LIMIT, left) <= 0.2:
+        if min(SUBPROBLEM_TIME_LIMIT, left) <= MIN_SUBPROBLEM_SECONDS:
             return False
         share = 1.0 / len(batch)
         tasks: list[GroupTask] = []
