@@ -394,7 +394,6 @@ class Optimiser:
         groups = self._sku_groups(None)
         prices = lagrangian.lane_split_prices(self.problem)
         with group_runner(self.problem, self.settings) as runner:
-            single = {"threads": 1 if runner.slots > 1 else self.settings.threads}
             started = time.perf_counter()
             available = self.deadline - started  # the phases share what the cluster's start-up left
             bound = lagrangian.lagrangian_bound(
@@ -403,7 +402,7 @@ class Optimiser:
                 prices,
                 groups,
                 runner,
-                self.settings.model_copy(update=single),
+                self._sub_settings(runner),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
                 deadline=started + GROUP_PATH_BOUND_SHARE * available,
                 relaxed=True,
@@ -425,7 +424,7 @@ class Optimiser:
                 lagrangian.limit_shares(self.problem),
                 groups,
                 runner,
-                self.settings.model_copy(update={**single, "mip_gap": min(self.settings.mip_gap / 4, 1e-3)}),
+                self._sub_settings(runner, mip_gap=min(self.settings.mip_gap / 4, 1e-3)),
                 LAGRANGIAN_GROUP_TIME_LIMIT,
                 deadline=planning + GROUP_PATH_PLAN_SHARE * (self.deadline - planning - repair_reserve),
                 rest_deadline=self.deadline - 1.0 - repair_reserve,
@@ -489,7 +488,7 @@ class Optimiser:
             prices or lagrangian.lane_split_prices(self.problem),
             [[sku] for sku in skus],
             runner,
-            self.settings.model_copy(update={"threads": 1 if runner.slots > 1 else self.settings.threads}),
+            self._sub_settings(runner),
             LAGRANGIAN_GROUP_TIME_LIMIT,
             deadline=started + SKU_BOUND_SHARE * (self.deadline - started),
             relaxed=True,
@@ -515,6 +514,12 @@ class Optimiser:
             sum(gap.values()),
         )
         return limits
+
+    def _sub_settings(self, runner: GroupRunner, **update: object) -> SolverSettings:
+        """The settings of sub-problems solved on ``runner``, with ``update``: one solver thread each
+        where the runner solves several side by side, else the run's threads."""
+        threads = 1 if runner.slots > 1 else self.settings.threads
+        return self.settings.model_copy(update={"threads": threads, **update})
 
     def _count_subproblems(self, runner: GroupRunner, count: int, build_s: float, solve_s: float) -> None:
         self.subproblems["count"] += count
@@ -817,9 +822,7 @@ class Optimiser:
         budget = min(share * self.settings.time_limit, self.remaining() - 1.0)
         if budget <= 1.0 or not groups:
             return None
-        sub_settings = self.settings.model_copy(
-            update={"mip_gap": 1e-4, "threads": 1 if runner.slots > 1 else self.settings.threads}
-        )
+        sub_settings = self._sub_settings(runner, mip_gap=1e-4)
         if sets is None:
             prices = lagrangian.lane_split_prices(self.problem)
         elif relaxation is not None and relaxation.duals:
@@ -881,12 +884,7 @@ class Optimiser:
         limits = priority or {}
         if limits:
             skus = [*limits, *(sku for sku in skus if sku not in limits)]
-        sub_settings = self.settings.model_copy(
-            update={
-                "mip_gap": min(self.settings.mip_gap / 4, 1e-3),
-                "threads": 1 if runner.slots > 1 else self.settings.threads,
-            }
-        )
+        sub_settings = self._sub_settings(runner, mip_gap=min(self.settings.mip_gap / 4, 1e-3))
         for cycle in range(20):
             improved = False
             offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
