@@ -21,7 +21,7 @@ import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 
 from optistock.backend.sets import ModelSets, round_down, round_up
-from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
+from optistock.postprocess.simulate import TOLERANCE, PlanEvaluation, evaluate_plan
 from optistock.preprocess.data import ProblemData
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,10 @@ def repair_plan(
             )
             return orders, transfers
         if evaluation.overdrawn:
-            transfers = _cut_overdrawn_transfers(problem, transfers, evaluation)
+            fitted = fit_transfers_to_stock(problem, evaluation)
+            if fitted is None:  # nothing the one pass sees as overdrawn (none expected): cell by cell
+                fitted = _cut_overdrawn_transfers(problem, transfers, evaluation)
+            transfers = fitted
             continue
         priced = orders.merge(
             evaluation.orders[
@@ -214,6 +217,93 @@ def _shift_in_time(problem: ProblemData, orders: pd.DataFrame) -> pd.DataFrame |
     merged = merged[merged["quantity"] > 0]
     return merged.groupby(["supplier", "sku", "warehouse", "order_period"], as_index=False).agg(
         quantity=("quantity", "sum")
+    )
+
+
+def fit_transfers_to_stock(problem: ProblemData, evaluation: PlanEvaluation) -> pd.DataFrame | None:
+    """The evaluated plan's transfers (``evaluation.transfers``: those on a known link) cut back, in one
+    pass forward through the periods, so that none ships more than its warehouse has on hand.
+
+    Period by period, the transfers leaving a (sku, warehouse) that ships more than its end stock of the
+    period before (its stock on hand in period 0) are scaled down to that stock, each rounded down to a
+    whole unit, and what was cut is shipped on the same link one period later (dropped where it would
+    arrive after the horizon). The stock of the next period follows from the transfers as cut. This is
+    the transfer availability rule of ``models/core.md`` for stock that does not expire (perishable SKUs
+    are never transferred); it replaces one re-simulation of the whole plan per period of delay. ``None``
+    where no transfer ships more than its stock."""
+    shipped = evaluation.transfers
+    if shipped.empty:
+        return None
+    periods = problem.periods
+    warehouses = problem.warehouses.index
+    link = ["sku", "from_warehouse", "to_warehouse"]
+    arcs = shipped.groupby(link, sort=False).ngroup().to_numpy()
+    first = shipped.drop_duplicates(link)  # one row per arc, in the order of ``arcs``
+    skus = pd.Index(first["sku"].unique())
+    arc_sku = skus.get_indexer(pd.Index(first["sku"]))
+    arc_from = warehouses.get_indexer(pd.Index(first["from_warehouse"]))
+    arc_to = warehouses.get_indexer(pd.Index(first["to_warehouse"]))
+    arc_lead = (first["arrival_period"] - first["ship_period"]).to_numpy(dtype=np.int64)
+    quantity = np.zeros((len(first), periods))
+    np.add.at(
+        quantity, (arcs, shipped["ship_period"].to_numpy(dtype=np.int64)), shipped["quantity"].to_numpy(float)
+    )
+
+    inventory = evaluation.inventory[evaluation.inventory["sku"].isin(skus)]
+    flow = np.zeros((len(skus), len(warehouses), periods))
+    np.add.at(
+        flow,
+        (
+            skus.get_indexer(pd.Index(inventory["sku"])),
+            warehouses.get_indexer(pd.Index(inventory["warehouse"])),
+            inventory["period"].to_numpy(dtype=np.int64),
+        ),
+        (inventory["arrivals"] - inventory["demand"]).to_numpy(dtype=float),
+    )
+    on_hand = problem.on_hand[problem.on_hand.index.get_level_values("sku").isin(skus)]
+    net = np.zeros((len(skus), len(warehouses)))
+    np.add.at(
+        net,
+        (
+            skus.get_indexer(on_hand.index.get_level_values("sku")),
+            warehouses.get_indexer(on_hand.index.get_level_values("warehouse")),
+        ),
+        on_hand.to_numpy(dtype=float),
+    )
+    every_arc = np.arange(len(first))
+    cut_any = False
+    for period in range(periods):
+        available = np.maximum(net, 0.0)
+        leaving = np.zeros_like(net)
+        np.add.at(leaving, (arc_sku, arc_from), quantity[:, period])
+        over = leaving > available + TOLERANCE
+        if over.any():
+            cut_any = True
+            share = np.where(over, available / np.maximum(leaving, TOLERANCE), 1.0)[arc_sku, arc_from]
+            before = quantity[:, period].copy()
+            quantity[:, period] = np.where(share < 1.0, np.floor(before * share + TOLERANCE), before)
+            if period + 1 < periods:
+                still_arrives = period + 1 + arc_lead <= periods - 1
+                quantity[still_arrives, period + 1] += (before - quantity[:, period])[still_arrives]
+            leaving = np.zeros_like(net)
+            np.add.at(leaving, (arc_sku, arc_from), quantity[:, period])
+        arriving = np.zeros_like(net)
+        sent = period - arc_lead
+        landed = sent >= 0
+        np.add.at(arriving, (arc_sku[landed], arc_to[landed]), quantity[every_arc[landed], sent[landed]])
+        net = net + flow[:, :, period] + arriving - leaving
+
+    if not cut_any:
+        return None
+    arc_rows, ship_periods = np.nonzero(quantity > TOLERANCE)
+    return pd.DataFrame(
+        {
+            "sku": first["sku"].to_numpy()[arc_rows],
+            "from_warehouse": first["from_warehouse"].to_numpy()[arc_rows],
+            "to_warehouse": first["to_warehouse"].to_numpy()[arc_rows],
+            "ship_period": ship_periods.astype(np.int64),
+            "quantity": np.round(quantity[arc_rows, ship_periods]).astype(np.int64),
+        }
     )
 
 

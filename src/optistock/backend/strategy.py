@@ -111,10 +111,11 @@ its LP under its shares rounded, and fix-and-optimize the time;"""
 SKU_BOUND_SHARE = 0.15
 """Before fix-and-optimize (on every path), the LP bounds of the SKUs alone, to take the SKUs with the
 largest own gap first, may take this share of the time left (on L they took 29 s, on M 1.5 s)."""
-GROUP_PATH_REPAIR_ROUNDS = 60
+GROUP_PATH_REPAIR_ROUNDS = 20
 """On that path, the groups' plans stop this many re-simulations of the empty plan before the time
-limit, for the repair of their plans together (it took 21 rounds on L, each dearer than re-simulating
-the empty plan)."""
+limit, for the repair of their plans together. It takes 2 rounds on L since transfers are fitted to
+their stock in one pass (:func:`~.heuristics.fit_transfers_to_stock`; 18 before, one per period of
+delay, and on XL 25 rounds of about 53 s where the empty plan re-simulates in 7 s)."""
 GROUP_PATH_BATCH = 4
 """On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
 first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
@@ -382,8 +383,7 @@ class Optimiser:
         solve_started = time.perf_counter()
         self._offer(evaluate_plan(self.problem, *empty_plan()))
         # the groups' plans together are repaired after their phase: keep time for that many
-        # re-simulations of the whole plan (on XL one takes 7 s and more; without this reserve the
-        # repair ran on for more than 10 minutes past a 60-minute limit)
+        # re-simulations of the whole plan (on XL one takes 7 s and more)
         repair_reserve = GROUP_PATH_REPAIR_ROUNDS * (time.perf_counter() - solve_started)
         for start_orders, start_transfers in self.start_plans:
             self._offer(
