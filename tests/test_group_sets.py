@@ -13,9 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pytest
 from conftest import write_scenario
 
-from optistock.backend.sets import ModelSets, build_sets
+from optistock.backend.decompose import group_sets
+from optistock.backend.sets import ModelSets, PlanTotals, build_sets
+from optistock.postprocess.extract import empty_plan
+from optistock.postprocess.simulate import PlanEvaluation, evaluate_plan
 from optistock.preprocess.data import ProblemData, load_problem
 from optistock.synthetic import InstanceSize, generate_instance
 
@@ -106,3 +111,49 @@ def test_for_skus_keeps_only_the_groups_rows_and_all_of_them() -> None:
     assert part.suppliers is problem.suppliers  # shared tables are not copied
     assert len(part.demand) < len(problem.demand)
     assert len(problem.for_skus(["no such SKU"]).offers) == 0
+
+
+def _some_plan(problem: ProblemData) -> PlanEvaluation:
+    """Every (sku, warehouse)'s whole demand ordered in period 0 from its first offer with a lane (valid
+    or not: only the totals matter here)."""
+    lanes = set(problem.lanes.index)
+    demand = problem.demand.groupby(level=["sku", "warehouse"]).sum()
+    rows = []
+    for (sku, warehouse), units in demand.items():
+        for (supplier, offered), offer in problem.offers.iterrows():
+            if offered == sku and (supplier, warehouse) in lanes and units > 0:
+                pack = max(int(offer["order_multiple"]), 1)
+                quantity = max(int(offer["moq"]), -(-int(units) // pack) * pack)
+                rows.append((supplier, sku, warehouse, 0, -(-quantity // pack) * pack))
+                break
+    orders = pd.DataFrame(rows, columns=["supplier", "sku", "warehouse", "order_period", "quantity"])
+    return evaluate_plan(problem, orders, empty_plan()[1])
+
+
+def test_residual_limits_from_plan_totals_equal_those_from_the_rest_of_the_plan(tmp_path: Path) -> None:
+    """``group_sets`` with the incumbent's ``PlanTotals`` (less the group's own) gives the same residual
+    supplier capacity, budget, storage, order costs and minimum order values as from the rest of the
+    plan filtered row by row."""
+    compared = 0
+    for number, problem in enumerate(problems(tmp_path)):
+        incumbent = _some_plan(problem)
+        assert len(incumbent.orders) > 0
+        totals = PlanTotals.of(problem, incumbent.orders, incumbent.inventory)
+        skus = sorted(map(str, problem.skus.index))
+        for group in [{skus[0]}, set(skus[::2]), set(skus)]:
+            for share in (1.0, 0.5):
+                want = group_sets(problem, incumbent, group, share)
+                got = group_sets(problem, incumbent, group, share, totals)
+                for name in (
+                    "supplier_capacity",
+                    "budget",
+                    "storage_capacity",
+                    "order_cost",
+                    "min_order_value",
+                ):
+                    expected, actual = getattr(want, name), getattr(got, name)
+                    assert expected.keys() == actual.keys(), (number, name)
+                    for key, value in expected.items():
+                        assert actual[key] == pytest.approx(value, rel=1e-9, abs=1e-6), (number, name, key)
+                compared += 1
+    assert compared >= 30

@@ -37,7 +37,7 @@ import pyomo.environ as pyo
 from optistock.backend import arrays
 from optistock.backend.heuristics import round_lp_plan, start_values
 from optistock.backend.model import build_model
-from optistock.backend.sets import ModelSets, build_sets, restrict_to_residual
+from optistock.backend.sets import ModelSets, PlanTotals, build_sets, restrict_to_residual
 from optistock.backend.solve import HighsSession, SolveStatus
 from optistock.errors import InputError
 from optistock.postprocess.extract import empty_plan, extract_plan
@@ -268,46 +268,52 @@ def _rounded_lp_plan(
     return round_lp_plan(sets, packs, moved)
 
 
-def plan_without(incumbent: PlanEvaluation, members: set[str]) -> PlanEvaluation:
-    """The incumbent restricted to the SKUs outside ``members``.
+def plan_without(incumbent: PlanEvaluation, members: set[str], inventory: bool = True) -> PlanEvaluation:
+    """The incumbent restricted to the SKUs outside ``members`` (without its inventory rows unless
+    ``inventory``).
 
     SKUs are simulated independently of each other, so the rows of the other SKUs are exactly what
     re-simulating their plan alone would give; the shared limits are not checked here.
     """
+    rows = incumbent.inventory
     return PlanEvaluation(
         orders=incumbent.orders[~incumbent.orders["sku"].isin(members)],
         purchase_orders=incumbent.purchase_orders.iloc[0:0],
         transfers=incumbent.transfers[~incumbent.transfers["sku"].isin(members)],
-        inventory=incumbent.inventory[~incumbent.inventory["sku"].isin(members)],
+        inventory=rows[~rows["sku"].isin(members)] if inventory else rows.iloc[0:0],
         costs={},
     )
 
 
 def group_sets(
-    problem: ProblemData, incumbent: PlanEvaluation, members: set[str], slack_share: float = 1.0
+    problem: ProblemData,
+    incumbent: PlanEvaluation,
+    members: set[str],
+    slack_share: float = 1.0,
+    totals: PlanTotals | None = None,
 ) -> ModelSets:
     """The sets of the sub-problem of ``members`` with the rest of ``incumbent`` fixed.
 
     With ``slack_share`` s < 1 each shared limit (supplier capacity, budget, storage) is cut to the
     group's own current use plus s times the slack the incumbent leaves, so that groups solved side by
-    side with shares adding up to at most 1 cannot together exceed the limit.
+    side with shares adding up to at most 1 cannot together exceed the limit. ``totals`` are the
+    incumbent's :class:`~.sets.PlanTotals` where the caller has them (several groups of one incumbent):
+    the rest's are then those less the group's own, not a pass over the whole plan per group.
     """
     sets = build_sets(problem, skus=members, all_stock_sign_cells=True)
-    sets = restrict_to_residual(sets, problem, plan_without(incumbent, members))
-    if slack_share >= 1.0:
-        return sets
     own_orders = incumbent.orders[incumbent.orders["sku"].isin(members)]
     own_inventory = incumbent.inventory[incumbent.inventory["sku"].isin(members)]
-    units = own_orders.groupby(["supplier", "order_period"])["quantity"].sum()
-    spend = own_orders.groupby("order_period")["line_value"].sum()
-    volume = (
-        (own_inventory["end_stock"] * own_inventory["sku"].map(problem.skus["unit_volume"]))
-        .groupby([own_inventory["warehouse"], own_inventory["period"]])
-        .sum()
-    )
-    _share_slack(sets.supplier_capacity, units, slack_share)
-    _share_slack(sets.budget, spend, slack_share)
-    _share_slack(sets.storage_capacity, volume, slack_share)
+    own = PlanTotals.of(problem, own_orders, own_inventory)
+    if totals is None:
+        sets = restrict_to_residual(sets, problem, plan_without(incumbent, members))
+    else:
+        others = plan_without(incumbent, members, inventory=False)
+        sets = restrict_to_residual(sets, problem, others, totals.minus(own))
+    if slack_share >= 1.0:
+        return sets
+    _share_slack(sets.supplier_capacity, own.units, slack_share)
+    _share_slack(sets.budget, own.spend, slack_share)
+    _share_slack(sets.storage_capacity, own.volume, slack_share)
     return sets
 
 

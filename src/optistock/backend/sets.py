@@ -456,32 +456,69 @@ def network_units(sets: ModelSets) -> dict[str, float]:
     return total
 
 
-def restrict_to_residual(sets: ModelSets, problem: ProblemData, others: PlanEvaluation) -> ModelSets:
+@dataclass(frozen=True)
+class PlanTotals:
+    """What a plan uses of the limits its SKUs share: units by (supplier, order period), spend by order
+    period, stored volume by (warehouse, period), and per purchase order (supplier, warehouse, order
+    period) its value and number of lines. One plan's totals less those of some of its SKUs are the
+    totals of the others (:meth:`minus`), without filtering the whole plan for every sub-problem."""
+
+    units: pd.Series
+    spend: pd.Series
+    volume: pd.Series
+    po_value: pd.Series
+    po_lines: pd.Series
+
+    @classmethod
+    def of(cls, problem: ProblemData, orders: pd.DataFrame, inventory: pd.DataFrame) -> PlanTotals:
+        """The totals of evaluated ``orders`` (with ``line_value``) and ``inventory`` (``end_stock``)."""
+        volume = inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"]).astype(float)
+        purchase_orders = orders.groupby(["supplier", "warehouse", "order_period"])["line_value"]
+        return cls(
+            units=orders.groupby(["supplier", "order_period"])["quantity"].sum(),
+            spend=orders.groupby("order_period")["line_value"].sum(),
+            volume=volume.groupby([inventory["warehouse"], inventory["period"]]).sum(),
+            po_value=purchase_orders.sum(),
+            po_lines=purchase_orders.size(),
+        )
+
+    def minus(self, part: PlanTotals) -> PlanTotals:
+        """These totals less ``part``'s (the totals of some of the same plan's SKUs)."""
+        return PlanTotals(
+            units=self.units.sub(part.units, fill_value=0.0),
+            spend=self.spend.sub(part.spend, fill_value=0.0),
+            volume=self.volume.sub(part.volume, fill_value=0.0),
+            po_value=self.po_value.sub(part.po_value, fill_value=0.0),
+            po_lines=self.po_lines.sub(part.po_lines, fill_value=0),
+        )
+
+
+def restrict_to_residual(
+    sets: ModelSets,
+    problem: ProblemData,
+    others: PlanEvaluation,
+    totals: PlanTotals | None = None,
+) -> ModelSets:
     """Turn the sets of a SKU sub-problem into the residual problem left by the plan ``others`` of the
     remaining SKUs: their units, spend and stored volume are taken off the shared limits, and purchase
-    orders they already place cost nothing more and need only the rest of the minimum order value."""
-    units = others.orders.groupby(["supplier", "order_period"])["quantity"].sum()
-    spend = others.orders.groupby("order_period")["line_value"].sum()
-    inventory = others.inventory
-    volume = (
-        (inventory["end_stock"] * inventory["sku"].map(problem.skus["unit_volume"]))
-        .groupby([inventory["warehouse"], inventory["period"]])
-        .sum()
-    )
-    po_value = others.orders.groupby(["supplier", "warehouse", "order_period"])["line_value"].sum()
+    orders they already place cost nothing more and need only the rest of the minimum order value.
+    ``totals`` are ``others``' :class:`PlanTotals` where already known (then only sourcing share rules
+    read ``others.orders``)."""
+    if totals is None:
+        totals = PlanTotals.of(problem, others.orders, others.inventory)
     for key, capacity in sets.supplier_capacity.items():
-        sets.supplier_capacity[key] = max(capacity - float(units.get(key, 0.0)), 0.0)
+        sets.supplier_capacity[key] = max(capacity - float(totals.units.get(key, 0.0)), 0.0)
     for period, amount in sets.budget.items():
-        sets.budget[period] = max(amount - float(spend.get(period, 0.0)), 0.0)
+        sets.budget[period] = max(amount - float(totals.spend.get(period, 0.0)), 0.0)
     for key, capacity in sets.storage_capacity.items():
-        sets.storage_capacity[key] = max(capacity - float(volume.get(key, 0.0)), 0.0)
+        sets.storage_capacity[key] = max(capacity - float(totals.volume.get(key, 0.0)), 0.0)
     for data in sets.share_rules:
         rule = data.rule
         scope = others.orders if rule.sku is None else others.orders[others.orders["sku"] == rule.sku]
         data.fixed_total_units = float(scope["quantity"].sum())
         data.fixed_supplier_units = float(scope.loc[scope["supplier"] == rule.supplier, "quantity"].sum())
     for po in sets.purchase_orders:
-        if po in po_value.index:
+        if totals.po_lines.get(po, 0) > 0:
             sets.order_cost[po] = 0.0
-            sets.min_order_value[po] = max(sets.min_order_value[po] - float(po_value[po]), 0.0)
+            sets.min_order_value[po] = max(sets.min_order_value[po] - float(totals.po_value[po]), 0.0)
     return sets

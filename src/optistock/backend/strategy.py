@@ -56,7 +56,7 @@ from optistock.backend.heuristics import (
 )
 from optistock.backend.lagrangian import link_rows
 from optistock.backend.model import build_model
-from optistock.backend.sets import ModelSets, PurchaseOrder, build_sets
+from optistock.backend.sets import ModelSets, PlanTotals, PurchaseOrder, build_sets
 from optistock.backend.solve import (
     HighsSession,
     Relaxation,
@@ -174,6 +174,9 @@ class Optimiser:
         self.proven_bounds: list[float] = []
         """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
+        self._batch_overhead = 0.0
+        """Seconds the last fix-and-optimize batch spent outside its solves (building the sub-problems
+        from the incumbent, merging and re-simulating): kept free before ``until`` for the next."""
         self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
         """Group sub-problems solved by fix-and-optimize, and their build and solve seconds summed
         over the workers that solved them."""
@@ -892,7 +895,7 @@ class Optimiser:
             groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
             step = batch_size or runner.slots
             for first in range(0, len(groups), step):
-                if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS:
+                if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS + self._batch_overhead:
                     logger.info(
                         "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f",
                         cycle,
@@ -928,15 +931,16 @@ class Optimiser:
         SKUs' largest in ``limits``, else ``SUBPROBLEM_TIME_LIMIT``."""
         assert self.incumbent is not None
         incumbent = self.incumbent
-        left = until - time.perf_counter()
+        started = time.perf_counter()
+        left = until - started - self._batch_overhead
         if min(SUBPROBLEM_TIME_LIMIT, left) <= MIN_SUBPROBLEM_SECONDS:
             return False
         share = 1.0 / len(batch)
         tasks: list[GroupTask] = []
-        started = time.perf_counter()
+        totals = PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory)
         for group in batch:
             members = set(group)
-            sets = group_sets(self.problem, incumbent, members, share)
+            sets = group_sets(self.problem, incumbent, members, share, totals)
             if not sets.lines and not sets.transfer_arcs:
                 continue
             start = plan_of(incumbent, members)
@@ -946,7 +950,10 @@ class Optimiser:
         if not tasks:
             return False
         outcomes = []
-        for outcome in runner.solve(tasks):
+        solving = time.perf_counter()
+        solved = runner.solve(tasks)
+        solve_seconds = time.perf_counter() - solving
+        for outcome in solved:
             self.subproblems["count"] += 1
             self.subproblems["build_s"] += outcome.build_seconds
             self.subproblems["solve_s"] += outcome.solve_seconds
@@ -954,11 +961,11 @@ class Optimiser:
                 self.timings["build"] += outcome.build_seconds
             if outcome.orders is not None and outcome.transfers is not None:
                 outcomes.append(outcome)
-        if len(outcomes) > 2 and self._offer(self._merged(outcomes)):
-            return True  # all of the batch at once: one re-simulation
-        improved = False
-        for outcome in outcomes:  # one at a time: a group whose plan breaks a shared rule is left out
-            improved |= self._offer(self._merged([outcome]))
+        improved = len(outcomes) > 2 and self._offer(self._merged(outcomes))  # one re-simulation
+        if not improved:
+            for outcome in outcomes:  # one at a time: a group whose plan breaks a shared rule is left out
+                improved |= self._offer(self._merged([outcome]))
+        self._batch_overhead = time.perf_counter() - started - solve_seconds
         return improved
 
     def _merged(self, outcomes: Sequence[GroupResult]) -> PlanEvaluation:
