@@ -291,6 +291,7 @@ def group_sets(
     members: set[str],
     slack_share: float = 1.0,
     totals: PlanTotals | None = None,
+    own: PlanTotals | None = None,
 ) -> ModelSets:
     """The sets of the sub-problem of ``members`` with the rest of ``incumbent`` fixed.
 
@@ -299,11 +300,12 @@ def group_sets(
     side with shares adding up to at most 1 cannot together exceed the limit. ``totals`` are the
     incumbent's :class:`~.sets.PlanTotals` where the caller has them (several groups of one incumbent):
     the rest's are then those less the group's own, not a pass over the whole plan per group.
+    ``own`` are the group's own totals where the caller has them (from :func:`plan_of`).
     """
     sets = build_sets(problem, skus=members, all_stock_sign_cells=True)
-    own_orders = incumbent.orders[incumbent.orders["sku"].isin(members)]
-    own_inventory = incumbent.inventory[incumbent.inventory["sku"].isin(members)]
-    own = PlanTotals.of(problem, own_orders, own_inventory)
+    if own is None:
+        own_orders, _, own_inventory, _ = plan_of(incumbent, members)
+        own = PlanTotals.of(problem, own_orders, own_inventory)
     if totals is None:
         sets = restrict_to_residual(sets, problem, plan_without(incumbent, members))
     else:

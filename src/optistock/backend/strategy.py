@@ -940,10 +940,11 @@ class Optimiser:
         totals = PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory)
         for group in batch:
             members = set(group)
-            sets = group_sets(self.problem, incumbent, members, share, totals)
+            start = plan_of(incumbent, members)
+            own = PlanTotals.of(self.problem, start[0], start[2])
+            sets = group_sets(self.problem, incumbent, members, share, totals, own)
             if not sets.lines and not sets.transfer_arcs:
                 continue
-            start = plan_of(incumbent, members)
             limit = max((limits or {}).get(sku, SUBPROBLEM_TIME_LIMIT) for sku in group)
             tasks.append(GroupTask(tuple(group), sets, start, settings, min(limit, left)))
         self.timings["build"] += time.perf_counter() - started
