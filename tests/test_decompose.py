@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import write_scenario
@@ -22,7 +23,7 @@ from independent_check import check_run
 from planning import solve
 from test_properties import instances
 
-from optistock.backend import strategy
+from optistock.backend import lagrangian, strategy
 from optistock.backend.decompose import InProcessRunner, group_sets, plan_without
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
@@ -148,6 +149,50 @@ def test_skus_by_own_gap_rank_by_cost_above_a_true_bound(tmp_path: Path, seed: i
     backordered = set(optimiser.incumbent.inventory.query("backorder > 0")["sku"])
     for sku in limits:
         assert own[sku] > 0 and sku in backordered
+
+
+def test_group_gaps_are_split_over_their_skus_by_own_cost() -> None:
+    """Hand-checked: group (A, B) costs 30 + 10 against a bound of 20, so A gets 15 and B 5; group (C, D)
+    costs nothing against a bound of 0 (split equally: 0 each); group (E,) costs 4 against a bound of 6
+    (a negative gap). Only positive gaps get a limit, the largest ``PRIORITY_TIME_LIMIT``, the others
+    scaled with their gap and never below ``SUBPROBLEM_TIME_LIMIT``."""
+    own = pd.Series({"A": 30.0, "B": 10.0, "C": 0.0, "E": 4.0})
+    gap = strategy.gaps_from_group_bounds({("A", "B"): 20.0, ("C", "D"): 0.0, ("E",): 6.0}, own)
+    assert gap == pytest.approx({"A": 15.0, "B": 5.0, "C": 0.0, "D": 0.0, "E": -2.0})
+    limits = strategy._priority_limits(gap)
+    assert list(limits) == ["A", "B"]
+    assert limits["A"] == pytest.approx(strategy.PRIORITY_TIME_LIMIT)
+    assert limits["B"] == pytest.approx(max(strategy.SUBPROBLEM_TIME_LIMIT, strategy.PRIORITY_TIME_LIMIT / 3))
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_skus_ranked_by_group_bounds_when_their_own_bounds_would_not_fit(tmp_path: Path, seed: int) -> None:
+    """With the groups' LP bounds given and said to have taken far longer than the SKUs' share, no SKU
+    is solved alone (no new proven bound) and the ranking is the groups' gaps split by own cost; with
+    the same bounds said to have been quick, the SKUs' own LP bounds are solved as before."""
+    problem = load_problem(_write(tmp_path, seed, {}))
+    optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
+    optimiser.incumbent = evaluate_plan(problem, *empty_plan())
+    runner = InProcessRunner(problem)
+    prices = lagrangian.lane_split_prices(problem)
+    groups = optimiser._sku_groups(None)
+    bound = lagrangian.lagrangian_bound(
+        problem, None, prices, groups, runner, optimiser._sub_settings(runner), 2.0, relaxed=True
+    )
+    assert bound.solved_groups == len(groups)
+    slow = optimiser._skus_by_own_gap(runner, prices, (bound, 1e6))
+    assert optimiser.proven_bounds == []
+    own = cost_by_sku(problem, optimiser.incumbent)
+    expected = strategy.gaps_from_group_bounds(bound.group_bounds, own)
+    assert slow is not None and slow
+    assert list(slow) == sorted((s for s in expected if expected[s] > 0), key=lambda s: -expected[s])
+    for members, group_bound in bound.group_bounds.items():  # the shares add up to the group's gap
+        assert sum(expected[s] for s in members) == pytest.approx(
+            sum(float(own.get(s, 0.0)) for s in members) - group_bound, abs=1e-6
+        )
+    quick = optimiser._skus_by_own_gap(runner, prices, (bound, 0.0))
+    assert quick is not None and len(optimiser.proven_bounds) == 1
+    assert optimiser.proven_bounds[0] <= bound.bound + 1e-6 * abs(bound.bound)  # singletons: weaker
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -111,6 +111,10 @@ its LP under its shares rounded, and fix-and-optimize the time;"""
 SKU_BOUND_SHARE = 0.15
 """Before fix-and-optimize (on every path), the LP bounds of the SKUs alone, to take the SKUs with the
 largest own gap first, may take this share of the time left (on L they took 29 s, on M 1.5 s)."""
+SKU_BOUND_COST_FACTOR = 1.5
+"""The SKUs' own LP bounds are expected to take about this many times the wall seconds of the groups'
+LP bounds at the same prices (on L: 29 s against 19 s); where that exceeds their share, the groups'
+bounds rank the SKUs instead (XL: 982 s for the groups)."""
 GROUP_PATH_REPAIR_ROUNDS = 20
 """On that path, the groups' plans stop this many re-simulations of the empty plan before the time
 limit, for the repair of their plans together. It takes 2 rounds on L since transfers are fitted to
@@ -413,12 +417,13 @@ class Optimiser:
             self.proven_bounds.append(bound.bound)
             size = dict(zip(size, bound.size, strict=True))
             self._count_subproblems(runner, bound.solved_groups, bound.build_seconds, bound.solve_seconds)
+            bound_seconds = time.perf_counter() - started
             logger.info(
                 "Lagrangian bound (groups' LP relaxations) %.2f (%d of %d groups, %.1f s)",
                 bound.bound,
                 bound.solved_groups,
                 bound.groups,
-                time.perf_counter() - started,
+                bound_seconds,
             )
             planning = time.perf_counter()
             orders, transfers, planned, results = lagrangian.fair_share_plans(
@@ -451,7 +456,7 @@ class Optimiser:
                 f"{self.incumbent.total_cost:.2f}" if self.incumbent is not None else "none",
             )
             if self.incumbent is not None:
-                priority = self._skus_by_own_gap(runner, prices)
+                priority = self._skus_by_own_gap(runner, prices, (bound, bound_seconds))
                 self._improve_by_sku_groups(
                     runner,
                     max(self.proven_bounds, default=None),
@@ -467,7 +472,10 @@ class Optimiser:
         return self._finish(result, None, solve_started, size, method)
 
     def _skus_by_own_gap(
-        self, runner: GroupRunner, prices: lagrangian.Prices | None = None
+        self,
+        runner: GroupRunner,
+        prices: lagrangian.Prices | None = None,
+        groups: tuple[lagrangian.LagrangianBound, float] | None = None,
     ) -> dict[str, float] | None:
         """The SKUs by their own gap, largest first, each with the time limit of its fix-and-optimize
         sub-problem. Its own gap is what the incumbent spends on a SKU
@@ -480,10 +488,28 @@ class Optimiser:
         ``SUBPROBLEM_TIME_LIMIT`` to improve on the plan of such a SKU (on L's largest, 30 s: 4 % less
         than the plan; 3 s: nothing), so the time limit grows with the gap, from
         ``SUBPROBLEM_TIME_LIMIT`` to ``PRIORITY_TIME_LIMIT`` for the largest. The SKUs' bounds together
-        are one more Lagrangian bound (a SKU not reached counts 0)."""
+        are one more Lagrangian bound (a SKU not reached counts 0).
+
+        ``groups``: the groups' LP bounds at the same prices, already solved, and the wall seconds they
+        took. Where solving the SKUs alone would not fit its share (estimated at
+        ``SKU_BOUND_COST_FACTOR`` times those seconds: on XL about 1,000 s, where the share left 17 s
+        for 8 of 20,000 SKUs), each group's gap is split over its SKUs instead
+        (:func:`gaps_from_group_bounds`)."""
         if self.incumbent is None or not lagrangian.applicable(self.problem):
             return None
         started = time.perf_counter()
+        budget = SKU_BOUND_SHARE * (self.deadline - started)
+        own = cost_by_sku(self.problem, self.incumbent)
+        if groups is not None and SKU_BOUND_COST_FACTOR * groups[1] > budget:
+            gap = gaps_from_group_bounds(groups[0].group_bounds, own)
+            logger.info(
+                "SKUs ranked by their groups' LP bounds (%d groups): the SKUs' own LP bounds would take "
+                "about %.0f s of the %.0f s share",
+                len(groups[0].group_bounds),
+                SKU_BOUND_COST_FACTOR * groups[1],
+                budget,
+            )
+            return _priority_limits(gap)
         skus = _sku_order(self.problem)
         bound = lagrangian.lagrangian_bound(
             self.problem,
@@ -493,20 +519,14 @@ class Optimiser:
             runner,
             self._sub_settings(runner),
             LAGRANGIAN_GROUP_TIME_LIMIT,
-            deadline=started + SKU_BOUND_SHARE * (self.deadline - started),
+            deadline=started + budget,
             relaxed=True,
         )
         self.proven_bounds.append(bound.bound)
         self._count_subproblems(runner, bound.solved_groups, bound.build_seconds, bound.solve_seconds)
-        own = cost_by_sku(self.problem, self.incumbent)
         gap = {members[0]: float(own.get(members[0], 0.0)) - b for members, b in bound.group_bounds.items()}
         ranked = sorted(gap, key=lambda sku: -gap[sku])
-        largest = max(gap.values(), default=0.0)
-        limits = {
-            sku: max(SUBPROBLEM_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest)
-            for sku in ranked
-            if gap[sku] > 0
-        }
+        limits = _priority_limits(gap)
         logger.info(
             "SKUs' own LP bounds: %d of %d SKUs (%.1f s), bound %.2f; largest 10%% of gaps: %.0f of %.0f",
             bound.solved_groups,
@@ -1006,6 +1026,30 @@ def estimated_lines(problem: ProblemData) -> int:
     lanes = problem.lanes.reset_index()[["supplier", "transit_time"]]
     merged = offers.merge(lanes, on="supplier")
     return int((problem.periods - merged["lead_time"] - merged["transit_time"]).clip(lower=0).sum())
+
+
+def gaps_from_group_bounds(group_bounds: Mapping[tuple[str, ...], float], own: pd.Series) -> dict[str, float]:
+    """Each SKU's share of its group's gap: the group's gap (its SKUs' own costs in the plan, ``own``,
+    less the group's bound) split in proportion to those costs (equally where they are all 0). Only the
+    groups in ``group_bounds`` (those solved) get a gap."""
+    gap: dict[str, float] = {}
+    for members, bound in group_bounds.items():
+        costs = [max(float(own.get(sku, 0.0)), 0.0) for sku in members]
+        total = sum(costs)
+        group_gap = total - bound
+        for sku, cost in zip(members, costs, strict=True):
+            gap[sku] = group_gap * (cost / total if total > 0 else 1.0 / len(members))
+    return gap
+
+
+def _priority_limits(gap: Mapping[str, float]) -> dict[str, float]:
+    """The SKUs with a positive gap, largest first, each with its fix-and-optimize time limit: from
+    ``PRIORITY_TIME_LIMIT`` for the largest down with the gap, never below ``SUBPROBLEM_TIME_LIMIT``."""
+    ranked = sorted((sku for sku in gap if gap[sku] > 0), key=lambda sku: -gap[sku])
+    if not ranked:
+        return {}
+    largest = gap[ranked[0]]
+    return {sku: max(SUBPROBLEM_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest) for sku in ranked}
 
 
 def _sku_order(problem: ProblemData) -> list[str]:
