@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from planning import solve
 from test_properties import instances
 
 from optistock.backend import lagrangian, strategy
-from optistock.backend.decompose import InProcessRunner, group_sets, plan_without
+from optistock.backend.decompose import GroupResult, InProcessRunner, group_sets, plan_without
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
@@ -193,6 +194,56 @@ def test_skus_ranked_by_group_bounds_when_their_own_bounds_would_not_fit(tmp_pat
     quick = optimiser._skus_by_own_gap(runner, prices, (bound, 0.0))
     assert quick is not None and len(optimiser.proven_bounds) == 1
     assert optimiser.proven_bounds[0] <= bound.bound + 1e-6 * abs(bound.bound)  # singletons: weaker
+
+
+class _StartEchoingRunner:
+    """Stands in for sub-problems whose solver found nothing better than their MIP start: each returns
+    the incumbent's own plan for its SKUs, except the SKUs in ``changed``, whose orders it drops."""
+
+    slots = 2
+
+    def __init__(self, changed: frozenset[str] = frozenset()) -> None:
+        self.changed = changed
+        self.tasks = 0
+
+    def solve(self, tasks: Any) -> list[GroupResult]:
+        self.tasks += len(tasks)
+        results = []
+        for task in tasks:
+            orders, transfers = task.start[0][strategy.ORDER_KEY], task.start[1][strategy.TRANSFER_KEY]
+            if self.changed & set(task.members):
+                orders = orders.iloc[0:0]
+            results.append(GroupResult(task.members, orders, transfers, 0.0, 0.0))
+        return results
+
+
+def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fix-and-optimize's merge (``_solve_groups``): a sub-problem plan with the same order lines and
+    transfers as the incumbent's for its SKUs is not re-simulated; one that differs is, once."""
+    run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
+    problem = run.problem
+    optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
+    optimiser.incumbent = run.evaluation
+    simulated: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        simulated.append(1)
+        return evaluate_plan(*args)
+
+    monkeypatch.setattr(strategy, "evaluate_plan", counted)
+    ordered = sorted(set(run.evaluation.orders["sku"]))
+    batch = [[sku] for sku in ordered]
+    settings = problem.scenario.solver
+    echo = _StartEchoingRunner()
+    assert optimiser._solve_groups(echo, batch, settings, until=time.perf_counter() + 60) is False
+    assert echo.tasks == len(batch) > 0 and simulated == []
+    assert optimiser._unchanged_plans == len(batch)
+    assert optimiser.incumbent is run.evaluation
+    one = _StartEchoingRunner(frozenset(ordered[:1]))
+    optimiser._solve_groups(one, batch, settings, until=time.perf_counter() + 60)
+    assert len(simulated) == 1
 
 
 @pytest.mark.parametrize("seed", [0, 1])

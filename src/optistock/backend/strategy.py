@@ -179,6 +179,8 @@ class Optimiser:
         """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
         self._batch_overhead = 0.0
+        self._unchanged_plans = 0
+        """Fix-and-optimize sub-problems whose plan was the incumbent's own (not re-simulated)."""
         """Seconds the last fix-and-optimize batch spent outside its solves (building the sub-problems
         from the incumbent, merging and re-simulating): kept free before ``until`` for the next."""
         self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
@@ -917,11 +919,13 @@ class Optimiser:
             for first in range(0, len(groups), step):
                 if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS + self._batch_overhead:
                     logger.info(
-                        "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f",
+                        "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f "
+                        "(%d sub-problem plans so far were the incumbent's own)",
                         cycle,
                         first,
                         len(groups),
                         self.incumbent.total_cost,
+                        self._unchanged_plans,
                     )
                     return
                 gap = relative_gap(self.incumbent.total_cost, lp_bound)
@@ -930,10 +934,12 @@ class Optimiser:
                 batch = groups[first : first + step]
                 improved |= self._solve_groups(runner, batch, sub_settings, until, limits)
             logger.info(
-                "fix-and-optimize cycle %d: cost %.2f%s",
+                "fix-and-optimize cycle %d: cost %.2f%s (%d sub-problem plans so far were the "
+                "incumbent's own)",
                 cycle,
                 self.incumbent.total_cost,
                 "" if improved else " (no improvement)",
+                self._unchanged_plans,
             )
             if not improved:
                 return
@@ -958,9 +964,11 @@ class Optimiser:
         share = 1.0 / len(batch)
         tasks: list[GroupTask] = []
         totals = PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory)
+        unchanged: dict[tuple[str, ...], PlanRows] = {}
         for group in batch:
             members = set(group)
             start = plan_of(incumbent, members)
+            unchanged[tuple(group)] = plan_rows(start[0], start[1])
             own = PlanTotals.of(self.problem, start[0], start[2])
             sets = group_sets(self.problem, incumbent, members, share, totals, own)
             if not sets.lines and not sets.transfer_arcs:
@@ -980,8 +988,12 @@ class Optimiser:
             self.subproblems["solve_s"] += outcome.solve_seconds
             if runner.slots == 1:
                 self.timings["build"] += outcome.build_seconds
-            if outcome.orders is not None and outcome.transfers is not None:
-                outcomes.append(outcome)
+            if outcome.orders is None or outcome.transfers is None:
+                continue
+            if plan_rows(outcome.orders, outcome.transfers) == unchanged.get(outcome.members):
+                self._unchanged_plans += 1  # the incumbent's own plan for these SKUs: it would cost the same
+                continue
+            outcomes.append(outcome)
         improved = len(outcomes) > 2 and self._offer(self._merged(outcomes))  # one re-simulation
         if not improved:
             for outcome in outcomes:  # one at a time: a group whose plan breaks a shared rule is left out
@@ -1026,6 +1038,23 @@ def estimated_lines(problem: ProblemData) -> int:
     lanes = problem.lanes.reset_index()[["supplier", "transit_time"]]
     merged = offers.merge(lanes, on="supplier")
     return int((problem.periods - merged["lead_time"] - merged["transit_time"]).clip(lower=0).sum())
+
+
+PlanRows = tuple[frozenset[tuple[object, ...]], frozenset[tuple[object, ...]]]
+
+ORDER_KEY = ["supplier", "sku", "warehouse", "order_period", "quantity"]
+TRANSFER_KEY = ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+
+
+def plan_rows(orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanRows:
+    """A plan's order lines and transfers as sets of (key, quantity) rows, whatever other columns its
+    tables have: two plans with equal rows are the same plan. Fix-and-optimize does not re-simulate a
+    sub-problem's plan equal to the incumbent's for its SKUs (on XL one re-simulation of the whole plan
+    takes about 20 s, and a batch's plans are re-simulated one at a time when they do not all fit)."""
+    return (
+        frozenset(orders[ORDER_KEY].itertuples(index=False, name=None)),
+        frozenset(transfers[TRANSFER_KEY].itertuples(index=False, name=None)),
+    )
 
 
 def gaps_from_group_bounds(group_bounds: Mapping[tuple[str, ...], float], own: pd.Series) -> dict[str, float]:
