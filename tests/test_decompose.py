@@ -30,7 +30,7 @@ from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
 from optistock.pipeline import run_scenario
-from optistock.postprocess.extract import empty_plan
+from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
 from optistock.postprocess.simulate import cost_by_sku, evaluate_plan
 from optistock.preprocess.data import load_problem
 from optistock.synthetic import InstanceSize, generate_instance
@@ -210,7 +210,7 @@ class _StartEchoingRunner:
         self.tasks += len(tasks)
         results = []
         for task in tasks:
-            orders, transfers = task.start[0][strategy.ORDER_KEY], task.start[1][strategy.TRANSFER_KEY]
+            orders, transfers = task.start[0][ORDER_COLUMNS], task.start[1][TRANSFER_COLUMNS]
             if self.changed & set(task.members):
                 orders = orders.iloc[0:0]
             results.append(GroupResult(task.members, orders, transfers, 0.0, 0.0))

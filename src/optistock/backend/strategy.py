@@ -66,7 +66,7 @@ from optistock.backend.solve import (
     relative_gap,
 )
 from optistock.errors import InfeasibleError, InputError, NoSolutionError
-from optistock.postprocess.extract import empty_plan, extract_plan
+from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan, extract_plan
 from optistock.postprocess.simulate import PlanEvaluation, cost_by_sku, evaluate_plan
 from optistock.preprocess.data import ProblemData
 from optistock.preprocess.scenario import SolverSettings
@@ -179,10 +179,10 @@ class Optimiser:
         """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
         self._batch_overhead = 0.0
-        self._unchanged_plans = 0
-        """Fix-and-optimize sub-problems whose plan was the incumbent's own (not re-simulated)."""
         """Seconds the last fix-and-optimize batch spent outside its solves (building the sub-problems
         from the incumbent, merging and re-simulating): kept free before ``until`` for the next."""
+        self._unchanged_plans = 0
+        """Fix-and-optimize sub-problems whose plan was the incumbent's own (not re-simulated)."""
         self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
         """Group sub-problems solved by fix-and-optimize, and their build and solve seconds summed
         over the workers that solved them."""
@@ -1042,9 +1042,6 @@ def estimated_lines(problem: ProblemData) -> int:
 
 PlanRows = tuple[frozenset[tuple[object, ...]], frozenset[tuple[object, ...]]]
 
-ORDER_KEY = ["supplier", "sku", "warehouse", "order_period", "quantity"]
-TRANSFER_KEY = ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
-
 
 def plan_rows(orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanRows:
     """A plan's order lines and transfers as sets of (key, quantity) rows, whatever other columns its
@@ -1052,8 +1049,8 @@ def plan_rows(orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanRows:
     sub-problem's plan equal to the incumbent's for its SKUs (on XL one re-simulation of the whole plan
     takes about 20 s, and a batch's plans are re-simulated one at a time when they do not all fit)."""
     return (
-        frozenset(orders[ORDER_KEY].itertuples(index=False, name=None)),
-        frozenset(transfers[TRANSFER_KEY].itertuples(index=False, name=None)),
+        frozenset(orders[ORDER_COLUMNS].itertuples(index=False, name=None)),
+        frozenset(transfers[TRANSFER_COLUMNS].itertuples(index=False, name=None)),
     )
 
 

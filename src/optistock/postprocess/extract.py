@@ -5,6 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pyomo.environ as pyo
 
+ORDER_COLUMNS = ["supplier", "sku", "warehouse", "order_period", "quantity"]
+"""The columns of a plan's order lines (what the model decides; prices and purchase orders follow)."""
+TRANSFER_COLUMNS = ["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
+"""The columns of a plan's transfers."""
+
 
 def extract_plan(model: pyo.ConcreteModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Order lines (supplier, sku, warehouse, order_period, quantity) and transfers
@@ -16,16 +21,14 @@ def extract_plan(model: pyo.ConcreteModel) -> tuple[pd.DataFrame, pd.DataFrame]:
         if packs > 0:
             supplier, sku, warehouse, period = key
             order_rows.append((supplier, sku, warehouse, int(period), packs * lines[key].pack_size))
-    orders = pd.DataFrame(order_rows, columns=["supplier", "sku", "warehouse", "order_period", "quantity"])
+    orders = pd.DataFrame(order_rows, columns=ORDER_COLUMNS)
     transfer_rows = []
     for key, var in model.transfer.items():
         quantity = round(var.value or 0.0)
         if quantity > 0:
             sku, origin, destination, period = key
             transfer_rows.append((sku, origin, destination, int(period), quantity))
-    transfers = pd.DataFrame(
-        transfer_rows, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"]
-    )
+    transfers = pd.DataFrame(transfer_rows, columns=TRANSFER_COLUMNS)
     return orders.astype({"quantity": "int64"}), transfers.astype({"quantity": "int64"})
 
 
