@@ -920,7 +920,7 @@ class Optimiser:
                 if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS + self._batch_overhead:
                     logger.info(
                         "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f "
-                        "(%d sub-problem plans so far were the incumbent's own)",
+                        "(%d sub-problem plan(s) so far equal to the incumbent's own)",
                         cycle,
                         first,
                         len(groups),
@@ -934,7 +934,7 @@ class Optimiser:
                 batch = groups[first : first + step]
                 improved |= self._solve_groups(runner, batch, sub_settings, until, limits)
             logger.info(
-                "fix-and-optimize cycle %d: cost %.2f%s (%d sub-problem plans so far were the "
+                "fix-and-optimize cycle %d: cost %.2f%s (%d sub-problem plan(s) so far equal to the "
                 "incumbent's own)",
                 cycle,
                 self.incumbent.total_cost,
