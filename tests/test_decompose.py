@@ -246,6 +246,49 @@ def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
     assert len(simulated) == 1
 
 
+@pytest.mark.parametrize(
+    ("mip_gap", "expected"),
+    [
+        (0.01, [0.01, 0.0025, 0.000625, 0.00015625, 1e-4, 1e-4]),
+        (0.005, [0.005, 0.00125, 0.0003125, 1e-4, 1e-4, 1e-4]),
+        (5e-5, [5e-5] * 6),
+        (0.0, [0.0] * 6),
+    ],
+)
+def test_fix_and_optimize_gap_starts_at_the_runs_gap_and_tightens_by_four(
+    mip_gap: float, expected: list[float]
+) -> None:
+    gaps = [strategy.fix_and_optimize_gap(mip_gap, cycle) for cycle in range(6)]
+    assert gaps == pytest.approx(expected, rel=1e-12, abs=0.0)
+
+
+def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(tmp_path: Path) -> None:
+    """A cycle that improves nothing at a loose sub-problem gap is followed by one at a tighter gap,
+    until ``FIX_AND_OPTIMIZE_MIN_GAP``; then fix-and-optimize stops."""
+    run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
+    problem = run.problem
+    optimiser = Optimiser(
+        problem, problem.scenario.solver.model_copy(update={"time_limit": 600, "mip_gap": 0.01})
+    )
+    optimiser.incumbent = run.evaluation
+
+    class GapRecordingRunner(_StartEchoingRunner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gaps: list[float] = []
+
+        def solve(self, tasks: Any) -> list[GroupResult]:
+            self.gaps.extend(task.settings.mip_gap for task in tasks)
+            return super().solve(tasks)
+
+    echo = GapRecordingRunner()
+    optimiser._improve_by_sku_groups(echo, None, until=time.perf_counter() + 600)
+    per_cycle = sorted(set(echo.gaps), reverse=True)
+    assert per_cycle == pytest.approx([0.01, 0.0025, 0.000625, 0.00015625, 1e-4], rel=1e-12)
+    assert echo.tasks == 5 * echo.gaps.count(0.01) > 0  # every cycle passes over the same SKUs
+    assert optimiser.incumbent is run.evaluation
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_each_skus_own_cost_adds_up_to_the_plan_cost_less_order_costs(tmp_path: Path, seed: int) -> None:
     """``cost_by_sku`` (the ranking of fix-and-optimize on the group path): per SKU its lines' value and

@@ -79,6 +79,9 @@ SUBPROBLEM_TIME_LIMIT = 3.0
 PRIORITY_TIME_LIMIT = 30.0
 """Fix-and-optimize's time limit for the SKU with the largest own gap (the others' scale down with
 their gaps to ``SUBPROBLEM_TIME_LIMIT``)."""
+FIX_AND_OPTIMIZE_MIN_GAP = 1e-4
+"""Fix-and-optimize's sub-problems stop at the run's ``mip_gap`` in its first cycle and at a quarter
+of the previous cycle's in each later one, down to this (:func:`fix_and_optimize_gap`)."""
 MIN_SUBPROBLEM_SECONDS = 0.2
 """Fix-and-optimize solves no sub-problem with less time left than this (it stops there)."""
 FULL_MILP_RESERVE = 2.0
@@ -909,8 +912,9 @@ class Optimiser:
         limits = priority or {}
         if limits:
             skus = [*limits, *(sku for sku in skus if sku not in limits)]
-        sub_settings = self._sub_settings(runner, mip_gap=min(self.settings.mip_gap / 4, 1e-3))
         for cycle in range(20):
+            cycle_gap = fix_and_optimize_gap(self.settings.mip_gap, cycle)
+            sub_settings = self._sub_settings(runner, mip_gap=cycle_gap)
             improved = False
             offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
             rotated = skus[offset:] + skus[:offset]
@@ -934,14 +938,15 @@ class Optimiser:
                 batch = groups[first : first + step]
                 improved |= self._solve_groups(runner, batch, sub_settings, until, limits)
             logger.info(
-                "fix-and-optimize cycle %d: cost %.2f%s (%d sub-problem plan(s) so far equal to the "
-                "incumbent's own)",
+                "fix-and-optimize cycle %d (sub-problem gap %g): cost %.2f%s (%d sub-problem plan(s) so "
+                "far equal to the incumbent's own)",
                 cycle,
+                cycle_gap,
                 self.incumbent.total_cost,
                 "" if improved else " (no improvement)",
                 self._unchanged_plans,
             )
-            if not improved:
+            if not improved and cycle_gap <= FIX_AND_OPTIMIZE_MIN_GAP:
                 return
 
     def _solve_groups(
@@ -1066,6 +1071,18 @@ def gaps_from_group_bounds(group_bounds: Mapping[tuple[str, ...], float], own: p
         for sku, cost in zip(members, costs, strict=True):
             gap[sku] = group_gap * (cost / total if total > 0 else 1.0 / len(members))
     return gap
+
+
+def fix_and_optimize_gap(mip_gap: float, cycle: int) -> float:
+    """The relative gap at which fix-and-optimize's sub-problems of ``cycle`` (0, 1, ...) stop: the
+    run's ``mip_gap`` first, then a quarter of it per cycle, never below ``FIX_AND_OPTIMIZE_MIN_GAP``.
+
+    A sub-problem's gap is relative to its SKUs' own cost, and most of what HiGHS finds on a single SKU
+    it finds well before it proves a tight gap: on M's 60 s plan (seed 0), the 12 SKUs furthest above
+    their own LP bounds, 30 s each at most, gained 17.4 k in 187 s at a gap of 0.1 %, 16.6 k in 97 s
+    at 0.5 % and 16.2 k in 56 s at 1 %. A first cycle at the run's own gap reaches three times as many
+    SKUs; the later cycles, which pass over SKUs whose neighbours have changed, look closer."""
+    return max(mip_gap / 4**cycle, min(mip_gap, FIX_AND_OPTIMIZE_MIN_GAP))
 
 
 def _priority_limits(gap: Mapping[str, float]) -> dict[str, float]:
