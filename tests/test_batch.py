@@ -128,6 +128,7 @@ def test_the_demo_scenario_runs_nightly_and_is_idempotent(tmp_path: Path) -> Non
     config = write_config(tmp_path, scenario="demo/base.yaml", max_minutes=0.5)
     first = batch_cli(config)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.startswith("planned: run 1"), first.stdout[:500]  # no solver banner of a worker
     (run_dir,) = visible_runs(tmp_path / "out")
     summary = json.loads((tmp_path / "out" / run_dir / "summary.json").read_text())
     assert summary["plan_check"]["valid"] and summary["plan"]["purchase_orders"] > 0

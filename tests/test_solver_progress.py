@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
 
 import pyomo.environ as pyo
 import pytest
@@ -29,3 +31,46 @@ def test_every_better_plan_the_milp_finds_is_logged(caplog: pytest.LogCaptureFix
     found = [r.solver_progress["objective"] for r in records]  # type: ignore[attr-defined]
     assert found == sorted(found, reverse=True)  # each one better than the last
     assert found[-1] == pytest.approx(result.objective)
+
+
+@pytest.mark.parametrize("via", ["quiet_highs", "arrays"])
+def test_no_highs_banner_reaches_stdout(via: str) -> None:
+    """HiGHS prints a banner on stdout with a process's first instance; optistock's instances, made
+    directly or by the array builder (as on the Dask workers), leave stdout to optistock."""
+    make = {
+        "quiet_highs": "from optistock.backend.solve import quiet_highs; quiet_highs(); quiet_highs()",
+        "arrays": (
+            "from optistock.synthetic import InstanceSize, generate_instance\n"
+            "from optistock.backend import arrays\n"
+            "import sys; sys.path.insert(0, 'tests')\n"
+            "from conftest import write_scenario\n"
+            "import tempfile, pathlib\n"
+            "from optistock.preprocess.data import load_problem\n"
+            "from optistock.backend.sets import build_sets\n"
+            "size = InstanceSize(skus=2, warehouses=2, suppliers=2, periods=3)\n"
+            "folder = pathlib.Path(tempfile.mkdtemp())\n"
+            "path = write_scenario(folder, dict(generate_instance(size, 0)), size.periods, {})\n"
+            "problem = load_problem(path)\n"
+            "model = arrays.build_array_model(problem, build_sets(problem))\n"
+            "print('lp', model.solve_lp(10.0)[0].value)"
+        ),
+    }[via]
+    done = subprocess.run(
+        [sys.executable, "-c", make + "\nprint('done')"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "HiGHS" not in done.stdout
+    assert done.stdout.splitlines()[-1] == "done"
+    if via == "arrays":
+        assert done.stdout.splitlines()[0] == "lp optimal"
+
+
+def test_a_plain_highs_instance_does_print_the_banner() -> None:
+    """The check above can fail: without ``quiet_highs`` the first instance prints it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import highspy; highspy.Highs(); print('done')"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "HiGHS" in done.stdout

@@ -28,7 +28,7 @@ import pandas as pd
 
 from optistock.backend.model import VARIABLES
 from optistock.backend.sets import ModelSets, network_units
-from optistock.backend.solve import SolveResult, SolveStatus, _use_threads, highs_result
+from optistock.backend.solve import SolveResult, SolveStatus, _use_threads, highs_result, quiet_highs
 from optistock.preprocess.data import ProblemData
 
 ROW_FAMILIES = (
@@ -643,8 +643,7 @@ def build_array_model(problem: ProblemData, sets: ModelSets) -> ArrayModel:
     row_lower = np.concatenate(matrix.lower) if matrix.lower else np.empty(0)
     row_upper = np.concatenate(matrix.upper) if matrix.upper else np.empty(0)
     built = time.perf_counter()
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
+    highs = quiet_highs()
     status = highs.passModel(
         num_cols,
         matrix.count,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import math
+import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +25,41 @@ from optistock.preprocess.scenario import SolverSettings
 VariableKey = tuple[Any, ...]  # (name, *index) of a variable asked for in the LP relaxation
 
 logger = logging.getLogger(__name__)
+
+
+_first_highs_made = False
+
+
+def quiet_highs() -> highspy.Highs:
+    """A new HiGHS instance with its output off.
+
+    HiGHS prints its banner on stdout when a process makes its first instance, before any option can
+    be set. The first instance made here is made with the process's stdout (the file descriptor HiGHS
+    writes to) sent to the null device, so that optistock's stdout, its Dask workers' included,
+    carries only what optistock writes itself."""
+    global _first_highs_made
+    if _first_highs_made:
+        highs = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 1)
+                highs = highspy.Highs()
+                _flush_c_stdout()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _first_highs_made = True
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
+def _flush_c_stdout() -> None:
+    """Flush the C library's stdout buffer (where HiGHS's banner waits when stdout is a pipe)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library by that name (not POSIX)
+        ctypes.CDLL(None).fflush(None)
 
 
 class SolveStatus(str, Enum):
@@ -195,8 +234,7 @@ class HighsSession:
         if self._relaxed is None:
             lp = self._highs.getLp()
             lp.integrality_ = []
-            self._relaxed = highspy.Highs()
-            self._relaxed.setOptionValue("output_flag", False)
+            self._relaxed = quiet_highs()
             self._relaxed.passModel(lp)
             self._base_costs = list(lp.col_cost_)
         relaxed = self._relaxed
@@ -261,7 +299,7 @@ class HighsSession:
             column = self._column(var)
             lower[column], upper[column] = 0.0, 0.0
         lp.col_lower_, lp.col_upper_ = lower, upper
-        variant = highspy.Highs()
+        variant = quiet_highs()
         variant.setOptionValue("output_flag", logger.isEnabledFor(logging.DEBUG))
         variant.passModel(lp)
         for option, value in {

@@ -63,6 +63,7 @@ from optistock.backend.solve import (
     SolveResult,
     SolveStatus,
     VariableKey,
+    quiet_highs,
     relative_gap,
 )
 from optistock.errors import InfeasibleError, InputError, NoSolutionError
@@ -86,8 +87,9 @@ MIN_SUBPROBLEM_SECONDS = 0.2
 """Fix-and-optimize solves no sub-problem with less time left than this (it stops there)."""
 FULL_MILP_RESERVE = 2.0
 """Seconds fix-and-optimize leaves the full MILP at least (it gets all that is left once a cycle of
-fix-and-optimize improves nothing). On M it improved neither the plan nor the bound in the 9 s it had
-when fix-and-optimize stopped at 85 % of the time limit; fix-and-optimize there gains to the end."""
+fix-and-optimize at its tightest sub-problem gap improves nothing). On M it improved neither the plan
+nor the bound in the 9 s it had when fix-and-optimize stopped at 85 % of the time limit;
+fix-and-optimize there gains to the end."""
 STRUCTURE_SHARE = 0.7
 """Share of the time limit for the structure phase: the pack relaxation, then the MILP restricted to
 the purchase orders, MOQ lines and price segments the relaxation chose."""
@@ -890,7 +892,8 @@ class Optimiser:
         shortest_first: bool = False,
         priority: Mapping[str, float] | None = None,
     ) -> None:
-        """Fix-and-optimize over groups of SKUs until no group improves or the time share is spent.
+        """Fix-and-optimize over groups of SKUs until no group improves at the tightest sub-problem gap
+        (:func:`fix_and_optimize_gap`, tightened cycle by cycle) or the time share is spent.
 
         Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
         each result is merged into the incumbent and kept only if the merged plan is valid and cheaper.
@@ -1015,9 +1018,7 @@ class Optimiser:
 
 
 def _highs_version() -> str:
-    import highspy
-
-    return str(highspy.Highs().version())
+    return str(quiet_highs().version())
 
 
 def whole_model_affordable(problem: ProblemData) -> bool:
