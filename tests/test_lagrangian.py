@@ -20,6 +20,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from conftest import BASE_TABLES, write_scenario
 from hypothesis import HealthCheck, given, settings
 from test_properties import SOLVER, instances
 
-from optistock.backend import lagrangian
+from optistock.backend import decompose, lagrangian
 from optistock.backend.decompose import GroupResult, GroupTask, InProcessRunner
 from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
@@ -254,15 +255,55 @@ def test_equal_split_prices_without_an_lp(tmp_path: Path) -> None:
     assert _bound(problem, prices, [["A"], ["B"]]) == pytest.approx(120.0)
 
 
-def test_groups_left_at_the_deadline_count_zero(tmp_path: Path) -> None:
-    """A deadline already passed solves no group: the bound is the master's terms alone (0 here)."""
+def test_groups_whose_milp_is_not_reached_count_their_lp_relaxation(tmp_path: Path) -> None:
+    """A deadline already passed solves no group's MILP: each group counts its LP relaxation's optimum
+    instead (the bound of the LP relaxations alone, below the MILPs' 120); where only LP relaxations
+    are solved (``relaxed``), a group not reached counts 0 and the bound is the master's terms alone
+    (0 here)."""
     problem = _load(TWO_SKUS, 1, tmp_path)
-    prices = lagrangian.equal_split_prices(build_sets(problem))
-    result = lagrangian.lagrangian_bound(
-        problem, build_sets(problem), prices, [["A"], ["B"]], InProcessRunner(problem), SETTINGS, 20, 0.0
+    sets = build_sets(problem)
+    prices = lagrangian.equal_split_prices(sets)
+    runner = InProcessRunner(problem)
+    late = lagrangian.lagrangian_bound(problem, sets, prices, [["A"], ["B"]], runner, SETTINGS, 20, 0.0)
+    relaxations = lagrangian.lagrangian_bound(
+        problem, sets, prices, [["A"], ["B"]], runner, SETTINGS, 20, relaxed=True
     )
-    assert result.solved_groups == 0
-    assert result.bound == pytest.approx(0.0)
+    assert late.solved_groups == late.lp_groups == relaxations.solved_groups == 2
+    assert late.group_bounds == pytest.approx(relaxations.group_bounds)
+    assert late.bound == pytest.approx(relaxations.bound)
+    assert 0.0 < late.bound <= 120.0 + 1e-9
+    assert late.orders.empty  # an LP relaxation makes no plan
+    none = lagrangian.lagrangian_bound(
+        problem, sets, prices, [["A"], ["B"]], runner, SETTINGS, 20, 0.0, relaxed=True
+    )
+    assert none.solved_groups == 0 and none.lp_groups == 0
+    assert none.bound == pytest.approx(0.0)
+
+
+def test_a_group_whose_milp_proves_nothing_counts_its_lp_relaxation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group whose MILP returns no bound (a solver stopped before its root) is not counted 0."""
+    problem = _load(TWO_SKUS, 1, tmp_path)
+    sets = build_sets(problem)
+    prices = lagrangian.equal_split_prices(sets)
+    runner = InProcessRunner(problem)
+    solve_group = decompose.solve_group
+
+    def milp_proves_nothing_for_b(problem: ProblemData, task: GroupTask) -> GroupResult:
+        result = solve_group(problem, task)
+        if task.members == ("B",) and not task.relaxed:
+            return replace(result, bound=None)
+        return result
+
+    monkeypatch.setattr(decompose, "solve_group", milp_proves_nothing_for_b)
+    result = lagrangian.lagrangian_bound(problem, sets, prices, [["A"], ["B"]], runner, SETTINGS, 20)
+    relaxations = lagrangian.lagrangian_bound(
+        problem, sets, prices, [["A"], ["B"]], runner, SETTINGS, 20, relaxed=True
+    )
+    assert result.solved_groups == 2 and result.lp_groups == 1
+    assert result.group_bounds[("B",)] == pytest.approx(relaxations.group_bounds[("B",)])
+    assert result.group_bounds[("A",)] >= relaxations.group_bounds[("A",)] - 1e-9
 
 
 def test_limit_shares_add_up_to_one_per_limit(tmp_path: Path) -> None:

@@ -870,10 +870,11 @@ class Optimiser:
             deadline=started + budget,
         )
         logger.info(
-            "Lagrangian bound %.2f (%d of %d groups proven, %.1f s)",
+            "Lagrangian bound %.2f (%d of %d groups proven, %d of them by their LP relaxation, %.1f s)",
             result.bound,
             result.solved_groups,
             result.groups,
+            result.lp_groups,
             time.perf_counter() - started,
         )
         self.proven_bounds.append(result.bound)
