@@ -132,7 +132,7 @@ def test_skus_by_own_gap_rank_by_cost_above_a_true_bound(tmp_path: Path, seed: i
     """Fix-and-optimize's priority (``_skus_by_own_gap``), from the empty plan: the SKUs' own LP bounds
     together are a true lower bound (no higher than the proven optimum); every SKU ranked costs the empty
     plan more than its own bound (a shortage), the largest gap first with ``PRIORITY_TIME_LIMIT``, the
-    others' limits falling with their gaps and never below ``SUBPROBLEM_TIME_LIMIT``."""
+    others' limits falling with their gaps and never below ``PRIORITY_MIN_TIME_LIMIT``."""
     optimum = _optimum(tmp_path / "reference", seed)
     problem = load_problem(_write(tmp_path / "case", seed, {}))
     optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
@@ -145,7 +145,7 @@ def test_skus_by_own_gap_rank_by_cost_above_a_true_bound(tmp_path: Path, seed: i
     values = list(limits.values())
     assert values[0] == pytest.approx(strategy.PRIORITY_TIME_LIMIT)
     assert values == sorted(values, reverse=True)
-    assert min(values) >= strategy.SUBPROBLEM_TIME_LIMIT
+    assert min(values) >= strategy.PRIORITY_MIN_TIME_LIMIT
     own = cost_by_sku(problem, optimiser.incumbent)
     backordered = set(optimiser.incumbent.inventory.query("backorder > 0")["sku"])
     for sku in limits:
@@ -156,14 +156,24 @@ def test_group_gaps_are_split_over_their_skus_by_own_cost() -> None:
     """Hand-checked: group (A, B) costs 30 + 10 against a bound of 20, so A gets 15 and B 5; group (C, D)
     costs nothing against a bound of 0 (split equally: 0 each); group (E,) costs 4 against a bound of 6
     (a negative gap). Only positive gaps get a limit, the largest ``PRIORITY_TIME_LIMIT``, the others
-    scaled with their gap and never below ``SUBPROBLEM_TIME_LIMIT``."""
+    scaled with their gap and never below ``PRIORITY_MIN_TIME_LIMIT``."""
     own = pd.Series({"A": 30.0, "B": 10.0, "C": 0.0, "E": 4.0})
     gap = strategy.gaps_from_group_bounds({("A", "B"): 20.0, ("C", "D"): 0.0, ("E",): 6.0}, own)
     assert gap == pytest.approx({"A": 15.0, "B": 5.0, "C": 0.0, "D": 0.0, "E": -2.0})
     limits = strategy._priority_limits(gap)
     assert list(limits) == ["A", "B"]
     assert limits["A"] == pytest.approx(strategy.PRIORITY_TIME_LIMIT)
-    assert limits["B"] == pytest.approx(max(strategy.SUBPROBLEM_TIME_LIMIT, strategy.PRIORITY_TIME_LIMIT / 3))
+    floor, top = strategy.PRIORITY_MIN_TIME_LIMIT, strategy.PRIORITY_TIME_LIMIT
+    assert limits["B"] == pytest.approx(max(floor, top / 3))
+
+
+def test_priority_limits_scale_with_the_gap_down_to_their_floor() -> None:
+    """Hand-checked with 30 s for the largest gap and a floor of 10 s: gaps 100, 50 and 10 get 30, 15
+    and 10 (3 scaled, raised to the floor); gaps of 0 or below get none."""
+    assert (strategy.PRIORITY_TIME_LIMIT, strategy.PRIORITY_MIN_TIME_LIMIT) == (30.0, 10.0)
+    limits = strategy._priority_limits({"C": 10.0, "A": 100.0, "D": 0.0, "B": 50.0, "E": -5.0})
+    assert list(limits) == ["A", "B", "C"]
+    assert limits == pytest.approx({"A": 30.0, "B": 15.0, "C": 10.0})
 
 
 @pytest.mark.parametrize("seed", [0, 4])

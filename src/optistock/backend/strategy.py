@@ -79,7 +79,12 @@ SUBPROBLEM_SKUS = 1
 SUBPROBLEM_TIME_LIMIT = 3.0
 PRIORITY_TIME_LIMIT = 30.0
 """Fix-and-optimize's time limit for the SKU with the largest own gap (the others' scale down with
-their gaps to ``SUBPROBLEM_TIME_LIMIT``)."""
+their gaps to ``PRIORITY_MIN_TIME_LIMIT``)."""
+PRIORITY_MIN_TIME_LIMIT = 10.0
+"""The least time limit of a SKU ranked by its own gap. On L's plan after 600 s (seed 0; ad hoc
+script, 18 SKUs ranked 20-35 and 100-115 by own gap, all already tried at 3 s in that run), 3 s
+found nothing on any of them, 8 s 45 k in 146 s and 15 s 84 k in 271 s (both about 310 a second);
+on M most single-SKU sub-problems end below 10 s at the first cycle's gap."""
 FIX_AND_OPTIMIZE_MIN_GAP = 1e-4
 """Fix-and-optimize's sub-problems stop at the run's ``mip_gap`` in its first cycle and at a quarter
 of the previous cycle's in each later one, down to this (:func:`fix_and_optimize_gap`)."""
@@ -494,7 +499,7 @@ class Optimiser:
         shortage cost, whose shortage is often unavoidable. HiGHS needs far longer than
         ``SUBPROBLEM_TIME_LIMIT`` to improve on the plan of such a SKU (on L's largest, 30 s: 4 % less
         than the plan; 3 s: nothing), so the time limit grows with the gap, from
-        ``SUBPROBLEM_TIME_LIMIT`` to ``PRIORITY_TIME_LIMIT`` for the largest. The SKUs' bounds together
+        ``PRIORITY_MIN_TIME_LIMIT`` to ``PRIORITY_TIME_LIMIT`` for the largest. The SKUs' bounds together
         are one more Lagrangian bound (a SKU not reached counts 0).
 
         ``groups``: the groups' LP bounds at the same prices, already solved, and the wall seconds they
@@ -1089,12 +1094,12 @@ def fix_and_optimize_gap(mip_gap: float, cycle: int) -> float:
 
 def _priority_limits(gap: Mapping[str, float]) -> dict[str, float]:
     """The SKUs with a positive gap, largest first, each with its fix-and-optimize time limit: from
-    ``PRIORITY_TIME_LIMIT`` for the largest down with the gap, never below ``SUBPROBLEM_TIME_LIMIT``."""
+    ``PRIORITY_TIME_LIMIT`` for the largest down with the gap, never below ``PRIORITY_MIN_TIME_LIMIT``."""
     ranked = sorted((sku for sku in gap if gap[sku] > 0), key=lambda sku: -gap[sku])
     if not ranked:
         return {}
     largest = gap[ranked[0]]
-    return {sku: max(SUBPROBLEM_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest) for sku in ranked}
+    return {sku: max(PRIORITY_MIN_TIME_LIMIT, PRIORITY_TIME_LIMIT * gap[sku] / largest) for sku in ranked}
 
 
 def _sku_order(problem: ProblemData) -> list[str]:
