@@ -256,6 +256,36 @@ def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
     assert len(simulated) == 1
 
 
+def test_a_batch_shares_the_time_left_over_the_sub_problems_each_slot_solves_in_turn(tmp_path: Path) -> None:
+    """Eight single-SKU groups on a runner of two slots: each slot solves four in turn, so with 40 s
+    left and 30 s asked for each, every sub-problem gets at most 10 s; two groups get the 30 s."""
+    run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
+    problem = run.problem
+    optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
+    optimiser.incumbent = run.evaluation
+
+    class LimitRecordingRunner(_StartEchoingRunner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.limits: list[float] = []
+
+        def solve(self, tasks: Any) -> list[GroupResult]:
+            self.limits.extend(task.time_limit for task in tasks)
+            return super().solve(tasks)
+
+    skus = sorted(set(run.evaluation.inventory["sku"]))
+    assert len(skus) >= 8
+    settings = problem.scenario.solver
+    for size, most in ((8, 10.0), (2, 30.0)):
+        recorder = LimitRecordingRunner()
+        batch = [[sku] for sku in skus[:size]]
+        optimiser._solve_groups(
+            recorder, batch, settings, until=time.perf_counter() + 40, limits=dict.fromkeys(skus, 30.0)
+        )
+        assert len(recorder.limits) == size
+        assert all(most - 0.5 < limit <= most for limit in recorder.limits)
+
+
 @pytest.mark.parametrize(
     ("mip_gap", "expected"),
     [
