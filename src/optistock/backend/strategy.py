@@ -82,9 +82,9 @@ PRIORITY_TIME_LIMIT = 30.0
 their gaps to ``PRIORITY_MIN_TIME_LIMIT``)."""
 PRIORITY_MIN_TIME_LIMIT = 10.0
 """The least time limit of a SKU ranked by its own gap. On L's plan after 600 s (seed 0; ad hoc
-script, 18 SKUs ranked 20-35 and 100-115 by own gap, all already tried at 3 s in that run), 3 s
-found nothing on any of them, 8 s 45 k in 146 s and 15 s 84 k in 271 s (both about 310 a second);
-on M most single-SKU sub-problems end below 10 s at the first cycle's gap."""
+script, the 30 SKUs ranked 20-35 and 100-115 by own gap, all tried at 3 s in that run), 3 s found
+nothing on any of them, 8 s found 51 k on 11 of them in 248 s, 15 s 125 k on 23 in 458 s; on M
+most single-SKU sub-problems end below 10 s at the first cycle's gap."""
 FIX_AND_OPTIMIZE_MIN_GAP = 1e-4
 """Fix-and-optimize's sub-problems stop at the run's ``mip_gap`` in its first cycle and at a quarter
 of the previous cycle's in each later one, down to this (:func:`fix_and_optimize_gap`)."""
