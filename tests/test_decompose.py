@@ -258,7 +258,8 @@ def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
 
 def test_a_batch_shares_the_time_left_over_the_sub_problems_each_slot_solves_in_turn(tmp_path: Path) -> None:
     """Eight single-SKU groups on a runner of two slots: each slot solves four in turn, so with 40 s
-    left and 30 s asked for each, every sub-problem gets at most 10 s; two groups get the 30 s."""
+    left and 30 s asked for each, every sub-problem gets at most 10 s; in a batch of two, each gets
+    its 30 s."""
     run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
     problem = run.problem
     optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))

@@ -1,4 +1,5 @@
-"""HiGHS's MILP progress reaches the log (the nightly batch's JSON log carries it as ``solver_progress``)."""
+"""HiGHS's MILP progress reaches the log (the nightly batch's JSON log carries it as ``solver_progress``),
+and its banner does not reach stdout."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pyomo.environ as pyo
 import pytest
@@ -42,7 +44,7 @@ def test_no_highs_banner_reaches_stdout(via: str) -> None:
         "arrays": (
             "from optistock.synthetic import InstanceSize, generate_instance\n"
             "from optistock.backend import arrays\n"
-            "import sys; sys.path.insert(0, 'tests')\n"
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "from conftest import write_scenario\n"
             "import tempfile, pathlib\n"
             "from optistock.preprocess.data import load_problem\n"
