@@ -208,16 +208,19 @@ def test_skus_ranked_by_group_bounds_when_their_own_bounds_would_not_fit(tmp_pat
 
 class _StartEchoingRunner:
     """Stands in for sub-problems whose solver found nothing better than their MIP start: each returns
-    the incumbent's own plan for its SKUs, except the SKUs in ``changed``, whose orders it drops."""
+    the incumbent's own plan for its SKUs, except the SKUs in ``changed``, whose orders it drops. It
+    keeps every task it was given (``seen``)."""
 
     slots = 2
 
     def __init__(self, changed: frozenset[str] = frozenset()) -> None:
         self.changed = changed
         self.tasks = 0
+        self.seen: list[Any] = []
 
     def solve(self, tasks: Any) -> list[GroupResult]:
         self.tasks += len(tasks)
+        self.seen.extend(tasks)
         results = []
         for task in tasks:
             orders, transfers = task.start[0][ORDER_COLUMNS], task.start[1][TRANSFER_COLUMNS]
@@ -265,26 +268,18 @@ def test_a_batch_shares_the_time_left_over_the_sub_problems_each_slot_solves_in_
     optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
     optimiser.incumbent = run.evaluation
 
-    class LimitRecordingRunner(_StartEchoingRunner):
-        def __init__(self) -> None:
-            super().__init__()
-            self.limits: list[float] = []
-
-        def solve(self, tasks: Any) -> list[GroupResult]:
-            self.limits.extend(task.time_limit for task in tasks)
-            return super().solve(tasks)
-
     skus = sorted(set(run.evaluation.inventory["sku"]))
     assert len(skus) >= 8
     settings = problem.scenario.solver
     for size, most in ((8, 10.0), (2, 30.0)):
-        recorder = LimitRecordingRunner()
+        recorder = _StartEchoingRunner()
         batch = [[sku] for sku in skus[:size]]
         optimiser._solve_groups(
             recorder, batch, settings, until=time.perf_counter() + 40, limits=dict.fromkeys(skus, 30.0)
         )
-        assert len(recorder.limits) == size
-        assert all(most - 0.5 < limit <= most for limit in recorder.limits)
+        limits = [task.time_limit for task in recorder.seen]
+        assert len(limits) == size
+        assert all(most - 0.5 < limit <= most for limit in limits)
 
 
 @pytest.mark.parametrize(
@@ -313,20 +308,12 @@ def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(tmp_pa
     )
     optimiser.incumbent = run.evaluation
 
-    class GapRecordingRunner(_StartEchoingRunner):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gaps: list[float] = []
-
-        def solve(self, tasks: Any) -> list[GroupResult]:
-            self.gaps.extend(task.settings.mip_gap for task in tasks)
-            return super().solve(tasks)
-
-    echo = GapRecordingRunner()
+    echo = _StartEchoingRunner()
     optimiser._improve_by_sku_groups(echo, None, until=time.perf_counter() + 600)
-    per_cycle = sorted(set(echo.gaps), reverse=True)
+    gaps = [task.settings.mip_gap for task in echo.seen]
+    per_cycle = sorted(set(gaps), reverse=True)
     assert per_cycle == pytest.approx([0.01, 0.0025, 0.000625, 0.00015625, 1e-4], rel=1e-12)
-    assert echo.tasks == 5 * echo.gaps.count(0.01) > 0  # every cycle passes over the same SKUs
+    assert echo.tasks == 5 * gaps.count(0.01) > 0  # every cycle passes over the same SKUs
     assert optimiser.incumbent is run.evaluation
 
 
