@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,26 @@ PG_URL_ENV = "OPTISTOCK_TEST_PG_URL"
 """A PostgreSQL URL for the store tests (``.ci/run`` starts a server and sets it); unset: SQLite only."""
 
 
+def _worker_database(url: str) -> str:
+    """This pytest-xdist worker's own PostgreSQL test database, ``<database>_<worker>`` on the server of
+    ``url``, created on first use, so that workers running at once never empty each other's store;
+    ``url`` itself outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import create_engine, make_url, text
+
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+    engine = create_engine(given, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        found = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+        if found.scalar() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return given.set(database=name).render_as_string(hide_password=False)
+
+
 def _reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -81,10 +102,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty store: an SQLite file, or the PostgreSQL test database emptied (skipped without one)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
-    import os
-
     url = os.environ.get(PG_URL_ENV)
     if not url:
         pytest.skip(f"PostgreSQL store tests need {PG_URL_ENV} (set by .ci/run)")
+    url = _worker_database(url)
     _reset_postgres(url)
     return url
