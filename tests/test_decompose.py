@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ from planning import solve
 from test_properties import instances
 
 from optistock.backend import lagrangian, strategy
-from optistock.backend.decompose import GroupResult, InProcessRunner, group_sets, plan_without
+from optistock.backend.decompose import (
+    DaskRunner,
+    GroupResult,
+    GroupTask,
+    InProcessRunner,
+    group_runner,
+    group_sets,
+    one_by_one,
+    plan_without,
+)
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
@@ -229,11 +239,14 @@ class _StartEchoingRunner:
             results.append(GroupResult(task.members, orders, transfers, 0.0, 0.0))
         return results
 
+    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+        return one_by_one(self, next_task)
+
 
 def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fix-and-optimize's merge (``_solve_groups``): a sub-problem plan with the same order lines and
+    """Fix-and-optimize's merge (``_solve_as_ready``): a sub-problem plan with the same order lines and
     transfers as the incumbent's for its SKUs is not re-simulated; one that differs is, once."""
     run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
     problem = run.problem
@@ -250,36 +263,67 @@ def test_sub_problem_plans_equal_to_the_incumbents_are_not_re_simulated(
     batch = [[sku] for sku in ordered]
     settings = problem.scenario.solver
     echo = _StartEchoingRunner()
-    assert optimiser._solve_groups(echo, batch, settings, until=time.perf_counter() + 60) is False
+    assert optimiser._solve_as_ready(echo, batch, settings, until=time.perf_counter() + 60).improved is False
     assert echo.tasks == len(batch) > 0 and simulated == []
     assert optimiser._unchanged_plans == len(batch)
     assert optimiser.incumbent is run.evaluation
     one = _StartEchoingRunner(frozenset(ordered[:1]))
-    optimiser._solve_groups(one, batch, settings, until=time.perf_counter() + 60)
+    optimiser._solve_as_ready(one, batch, settings, until=time.perf_counter() + 60)
     assert len(simulated) == 1
 
 
-def test_a_batch_shares_the_time_left_over_the_sub_problems_each_slot_solves_in_turn(tmp_path: Path) -> None:
-    """Eight single-SKU groups on a runner of two slots: each slot solves four in turn, so with 40 s
-    left and 30 s asked for each, every sub-problem gets at most 10 s; in a batch of two, each gets
-    its 30 s."""
+def test_each_sub_problem_gets_at_most_the_time_left(tmp_path: Path) -> None:
+    """Groups asking for 30 s with 40 s left each get at most 40 s less the last merge's seconds; once
+    that is under ``MIN_SUBPROBLEM_SECONDS`` no group is given out, and the pass says why."""
     run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
     problem = run.problem
     optimiser = Optimiser(problem, problem.scenario.solver.model_copy(update={"time_limit": 60}))
     optimiser.incumbent = run.evaluation
-
     skus = sorted(set(run.evaluation.inventory["sku"]))
-    assert len(skus) >= 8
     settings = problem.scenario.solver
-    for size, most in ((8, 10.0), (2, 30.0)):
-        recorder = _StartEchoingRunner()
-        batch = [[sku] for sku in skus[:size]]
-        optimiser._solve_groups(
-            recorder, batch, settings, until=time.perf_counter() + 40, limits=dict.fromkeys(skus, 30.0)
-        )
-        limits = [task.time_limit for task in recorder.seen]
-        assert len(limits) == size
-        assert all(most - 0.5 < limit <= most for limit in limits)
+    groups = [[sku] for sku in skus[:4]]
+    optimiser._merge_seconds = 5.0
+    recorder = _StartEchoingRunner()
+    stream = optimiser._solve_as_ready(
+        recorder, groups, settings, until=time.perf_counter() + 40, limits=dict.fromkeys(skus, 30.0)
+    )
+    assert stream.stopped is None and stream.given == 4
+    assert [task.time_limit for task in recorder.seen] == [30.0] * 4
+    recorder = _StartEchoingRunner()
+    optimiser._solve_as_ready(
+        recorder, groups, settings, until=time.perf_counter() + 20, limits=dict.fromkeys(skus, 30.0)
+    )
+    assert len(recorder.seen) == 4
+    assert all(14.0 < task.time_limit <= 15.0 for task in recorder.seen)
+    recorder = _StartEchoingRunner()
+    stream = optimiser._solve_as_ready(recorder, groups, settings, until=time.perf_counter() + 5.1)
+    assert recorder.seen == [] and stream.given == 0 and stream.stopped == "time limit"
+
+
+def test_the_dask_runner_gives_the_next_task_only_after_handing_back_a_result(tmp_path: Path) -> None:
+    """``DaskRunner.solve_as_ready`` on a local cluster of two workers: two tasks at first, then one
+    for each result handed back, and every task's result comes back once."""
+    problem = load_problem(_write(tmp_path, 0, {"threads": 2, "workers": 2}))
+    sets = build_sets(problem)
+    settings = problem.scenario.solver
+    tasks = [GroupTask((f"T{n}",), sets, None, settings, 10.0, relaxed=True) for n in range(7)]
+    given: list[int] = []
+    handed_back = 0
+
+    def next_task() -> GroupTask | None:
+        given.append(handed_back)
+        return tasks[len(given) - 1] if len(given) <= len(tasks) else None
+
+    members = []
+    with group_runner(problem, settings) as runner:
+        assert isinstance(runner, DaskRunner) and runner.slots == 2
+        for result in runner.solve_as_ready(next_task):
+            members.append(result.members)
+            assert result.bound is not None and result.bound > 0
+            handed_back += 1
+    assert sorted(members) == sorted(task.members for task in tasks)
+    # the first two before any result; each later one right after one more result was handed back
+    assert given[:2] == [0, 0] and given[2:] == list(range(1, len(given) - 1))
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,16 @@ budget and storage. A *group sub-problem* is the exact model of a few SKUs with 
 incumbent plan fixed (:func:`group_sets`): what the other SKUs use is taken off the shared limits,
 and purchase orders they already place are paid for.
 
-Several groups are solved at once, all against the same incumbent. So that their new plans fit
-together, each group of a batch of k gets its own current use of every shared limit plus 1/k of the
-limit's slack (*slack splitting*): any combination of the groups' plans then respects supplier
-capacity, budget and storage. What slack splitting cannot share out — a minimum order value that two
-groups both stop contributing to, a sourcing share — is caught by the *repair step*: each group's plan
-is merged into the incumbent one at a time, re-simulated by :func:`evaluate_plan`, and kept only if
-the merged plan is valid and cheaper. The incumbent is therefore always a valid plan.
+Several groups are solved at once, each against the incumbent of when it was given to a worker
+(:meth:`GroupRunner.solve_as_ready`: a worker that finishes gets the next group at once). So that their
+new plans fit together, each of k groups solved or waiting to be merged at once gets its own current
+use of every shared limit plus 1/k of the limit's slack (*slack splitting*): any combination of the
+plans of groups given out against the same incumbent then respects supplier capacity, budget and
+storage. What slack splitting cannot share out — a minimum order value that two groups both stop
+contributing to, a sourcing share, slack that a plan merged meanwhile took — is caught by the *repair
+step*: each group's plan is merged into the incumbent one at a time, re-simulated by
+:func:`evaluate_plan`, and kept only if the merged plan is valid and cheaper. The incumbent is therefore
+always a valid plan.
 
 Where the sub-problems run is a :class:`GroupRunner`: in this process, one after the other
 (:class:`InProcessRunner`), or on the workers of a Dask cluster (:class:`DaskRunner`) — a local cluster
@@ -328,12 +331,26 @@ def _share_slack(limits: dict[Any, float], used: pd.Series, share: float) -> Non
 
 
 class GroupRunner(Protocol):
-    """Solves a batch of group sub-problems; results in the order of the tasks."""
+    """Solves group sub-problems: a batch at once (results in the order of the tasks), or a stream that
+    keeps every slot busy."""
 
     slots: int
     """How many sub-problems it solves at the same time."""
 
     def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]: ...
+
+    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+        """Each result as soon as its sub-problem is solved. Whenever a slot is free, ``next_task()``
+        gives it the next task (``None``: there is none); after the first ``slots`` tasks it is called
+        only after a result has been handed back, so a task it makes sees what the caller did with the
+        results before it (fix-and-optimize: the incumbent they improved)."""
+        ...
+
+
+def one_by_one(runner: GroupRunner, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+    """:meth:`GroupRunner.solve_as_ready` of a runner that solves one sub-problem at a time."""
+    while (task := next_task()) is not None:
+        yield from runner.solve([task])
 
 
 class InProcessRunner:
@@ -347,6 +364,9 @@ class InProcessRunner:
     def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
         return [solve_group(self.problem, task) for task in tasks]
 
+    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+        return one_by_one(self, next_task)
+
 
 class DaskRunner:
     """Solves the sub-problems on the workers of a Dask cluster, as many at once as it has threads."""
@@ -357,9 +377,30 @@ class DaskRunner:
         self.problem = client.scatter(problem, broadcast=True)
 
     def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
-        futures = [self.client.submit(solve_group, self.problem, task, pure=False) for task in tasks]
+        futures = [self._submit(task) for task in tasks]
         results: list[GroupResult] = self.client.gather(futures)
         return results
+
+    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+        """``slots`` tasks at first, then one more each time a result comes back (in the order they
+        finish, not the order they were given), so no worker waits for a slower one's sub-problem."""
+        from dask.distributed import as_completed
+
+        running = as_completed()
+        for _ in range(self.slots):
+            task = next_task()
+            if task is None:
+                break
+            running.add(self._submit(task))
+        for future in running:
+            result: GroupResult = future.result()
+            yield result
+            task = next_task()
+            if task is not None:
+                running.add(self._submit(task))
+
+    def _submit(self, task: GroupTask) -> Any:
+        return self.client.submit(solve_group, self.problem, task, pure=False)
 
 
 @contextmanager

@@ -131,8 +131,8 @@ limit, for the repair of their plans together. It takes 2 rounds on L since tran
 their stock in one pass (:func:`~.heuristics.fit_transfers_to_stock`; 18 before, one per period of
 delay, and on XL 25 rounds of about 53 s where the empty plan re-simulates in 7 s)."""
 GROUP_PATH_BATCH = 4
-"""On that path, fix-and-optimize solves this many groups per worker in one batch, and their plans are
-first merged into the incumbent all at once (one re-simulation of the whole plan instead of one each)."""
+"""On that path, fix-and-optimize merges the plans of this many groups per worker into the incumbent at
+once (one re-simulation of the whole plan instead of one each)."""
 LAGRANGIAN_GROUP_SKUS = 4
 LAGRANGIAN_GROUP_TIME_LIMIT = 2.0
 MAX_STOCK_SIGN_ROUNDS = 5
@@ -188,9 +188,9 @@ class Optimiser:
         self.proven_bounds: list[float] = []
         """Lower bounds proven by relaxations solved along the way (besides the LP and the full MILP)."""
         self._slope_scaling_reserve = SLOPE_SCALING_RESERVE
-        self._batch_overhead = 0.0
-        """Seconds the last fix-and-optimize batch spent outside its solves (building the sub-problems
-        from the incumbent, merging and re-simulating): kept free before ``until`` for the next."""
+        self._merge_seconds = 0.0
+        """Seconds fix-and-optimize's last merge took (re-simulating the plan): kept free before
+        ``until`` for the merge of the sub-problems still to come."""
         self._unchanged_plans = 0
         """Fix-and-optimize sub-problems whose plan was the incumbent's own (not re-simulated)."""
         self.subproblems: dict[str, float] = {"count": 0, "build_s": 0.0, "solve_s": 0.0}
@@ -377,7 +377,7 @@ class Optimiser:
                 runner,
                 max([lp_bound or -math.inf, *self.proven_bounds]),
                 until=self.deadline - 1.0,
-                batch_size=runner.slots * GROUP_PATH_BATCH,
+                merge_size=runner.slots * GROUP_PATH_BATCH,
                 shortest_first=True,
                 priority=self._skus_by_own_gap(runner),
             )
@@ -473,7 +473,7 @@ class Optimiser:
                     runner,
                     max(self.proven_bounds, default=None),
                     until=self.deadline - 1.0,
-                    batch_size=runner.slots * GROUP_PATH_BATCH,
+                    merge_size=runner.slots * GROUP_PATH_BATCH,
                     shortest_first=True,
                     priority=priority,
                 )
@@ -894,15 +894,16 @@ class Optimiser:
         runner: GroupRunner,
         lp_bound: float | None,
         until: float,
-        batch_size: int | None = None,
+        merge_size: int = 1,
         shortest_first: bool = False,
         priority: Mapping[str, float] | None = None,
     ) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves at the tightest sub-problem gap
         (:func:`fix_and_optimize_gap`, tightened cycle by cycle) or the time share is spent.
 
-        Groups are solved in batches of as many as the runner solves at once (:mod:`.decompose`);
-        each result is merged into the incumbent and kept only if the merged plan is valid and cheaper.
+        Each group is solved as soon as one of the runner's slots is free (:meth:`_solve_as_ready`), and
+        its plan is merged into the incumbent, ``merge_size`` plans at a time, and kept only if the merged
+        plan is valid and cheaper.
         The SKUs in ``priority`` come first, in that order, each with its own time limit (the others get
         ``SUBPROBLEM_TIME_LIMIT``); then ``shortest_first`` takes the others in the
         order of the incumbent's shortage cost, highest first (where a cycle cannot cover every SKU, the
@@ -924,83 +925,98 @@ class Optimiser:
         for cycle in range(20):
             cycle_gap = fix_and_optimize_gap(self.settings.mip_gap, cycle)
             sub_settings = self._sub_settings(runner, mip_gap=cycle_gap)
-            improved = False
             offset = (cycle % 2) * (SUBPROBLEM_SKUS // 2)
             rotated = skus[offset:] + skus[:offset]
             groups = [rotated[i : i + SUBPROBLEM_SKUS] for i in range(0, len(rotated), SUBPROBLEM_SKUS)]
-            step = batch_size or runner.slots
-            for first in range(0, len(groups), step):
-                if until - time.perf_counter() <= MIN_SUBPROBLEM_SECONDS + self._batch_overhead:
-                    logger.info(
-                        "fix-and-optimize cycle %d: time limit after %d of %d groups, cost %.2f "
-                        "(%d sub-problem plan(s) so far equal to the incumbent's own)",
-                        cycle,
-                        first,
-                        len(groups),
-                        self.incumbent.total_cost,
-                        self._unchanged_plans,
-                    )
-                    return
-                gap = relative_gap(self.incumbent.total_cost, lp_bound)
-                if gap is not None and gap <= self.settings.mip_gap:
-                    return
-                batch = groups[first : first + step]
-                improved |= self._solve_groups(runner, batch, sub_settings, until, limits)
+            solved = self._solve_as_ready(runner, groups, sub_settings, until, lp_bound, limits, merge_size)
+            if solved.stopped is not None:
+                logger.info(
+                    "fix-and-optimize cycle %d: %s after %d of %d groups, cost %.2f "
+                    "(%d sub-problem plan(s) so far equal to the incumbent's own)",
+                    cycle,
+                    solved.stopped,
+                    solved.given,
+                    len(groups),
+                    self.incumbent.total_cost,
+                    self._unchanged_plans,
+                )
+                return
             logger.info(
                 "fix-and-optimize cycle %d (sub-problem gap %g): cost %.2f%s (%d sub-problem plan(s) so "
                 "far equal to the incumbent's own)",
                 cycle,
                 cycle_gap,
                 self.incumbent.total_cost,
-                "" if improved else " (no improvement)",
+                "" if solved.improved else " (no improvement)",
                 self._unchanged_plans,
             )
-            if not improved and cycle_gap <= FIX_AND_OPTIMIZE_MIN_GAP:
+            if not solved.improved and cycle_gap <= FIX_AND_OPTIMIZE_MIN_GAP:
                 return
 
-    def _solve_groups(
+    def _solve_as_ready(
         self,
         runner: GroupRunner,
-        batch: list[list[str]],
+        groups: Sequence[Sequence[str]],
         settings: SolverSettings,
         until: float,
+        lp_bound: float | None = None,
         limits: Mapping[str, float] | None = None,
-    ) -> bool:
-        """Solve the groups of ``batch`` side by side against the incumbent, then merge their plans
-        into it one at a time (the repair step); whether any was kept. A group's time limit is its
-        SKUs' largest in ``limits``, else ``SUBPROBLEM_TIME_LIMIT``, and at most the time left before
-        ``until`` (less the last batch's time outside its solves) shared over the sub-problems each of
-        the runner's slots solves in turn (on L, batches of four per worker with limits of 10-30 s once
-        ended 22 s past ``until`` when each limit was only capped by the time left)."""
+        merge_size: int = 1,
+    ) -> _Stream:
+        """Solve the groups against the incumbent, each as soon as one of the runner's slots is free
+        (:meth:`~.decompose.GroupRunner.solve_as_ready`), and merge their plans into it
+        (:meth:`_merge`), ``merge_size`` at a time: one re-simulation for several plans where a
+        re-simulation of the whole plan is dear (on L and XL), one by one elsewhere, so that each next
+        sub-problem starts from every improvement before it. Until 2026-12-06 the groups were solved in
+        batches, each waiting for its slowest sub-problem: on M, 37 % of the workers' time in
+        fix-and-optimize went idle so.
+
+        A group's time limit is its SKUs' largest in ``limits``, else ``SUBPROBLEM_TIME_LIMIT``, and at
+        most the time left before ``until`` less the last merge's seconds. No group is given once that
+        is under ``MIN_SUBPROBLEM_SECONDS`` or the incumbent is within the run's gap of ``lp_bound``.
+        Sub-problems solved side by side each get their own use of every shared limit plus a share of its
+        slack (:func:`~.decompose.group_sets`), one over the most that are solved or wait to be merged
+        at once."""
         assert self.incumbent is not None
-        incumbent = self.incumbent
-        started = time.perf_counter()
-        in_turn = math.ceil(len(batch) / max(runner.slots, 1))  # sub-problems a slot solves one by one
-        left = (until - started - self._batch_overhead) / in_turn
-        if min(SUBPROBLEM_TIME_LIMIT, left) <= MIN_SUBPROBLEM_SECONDS:
-            return False
-        share = 1.0 / len(batch)
-        tasks: list[GroupTask] = []
-        totals = PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory)
+        stream = _Stream()
+        waiting = iter(groups)
         unchanged: dict[tuple[str, ...], PlanRows] = {}
-        for group in batch:
-            members = set(group)
-            start = plan_of(incumbent, members)
-            unchanged[tuple(group)] = plan_rows(start[0], start[1])
-            own = PlanTotals.of(self.problem, start[0], start[2])
-            sets = group_sets(self.problem, incumbent, members, share, totals, own)
-            if not sets.lines and not sets.transfer_arcs:
-                continue
-            limit = max((limits or {}).get(sku, SUBPROBLEM_TIME_LIMIT) for sku in group)
-            tasks.append(GroupTask(tuple(group), sets, start, settings, min(limit, left)))
-        self.timings["build"] += time.perf_counter() - started
-        if not tasks:
-            return False
-        outcomes = []
-        solving = time.perf_counter()
-        solved = runner.solve(tasks)
-        solve_seconds = time.perf_counter() - solving
-        for outcome in solved:
+        share = 1.0 / (max(runner.slots, 1) + merge_size - 1)
+        totals: tuple[PlanEvaluation, PlanTotals] | None = None  # of the incumbent they were taken from
+
+        def next_task() -> GroupTask | None:
+            nonlocal totals
+            if stream.stopped is not None:
+                return None
+            for group in waiting:
+                started = time.perf_counter()
+                left = until - started - self._merge_seconds
+                gap = relative_gap(self.incumbent.total_cost, lp_bound) if self.incumbent else None
+                if gap is not None and gap <= self.settings.mip_gap:
+                    stream.stopped = "within the gap"
+                    return None
+                if min(SUBPROBLEM_TIME_LIMIT, left) <= MIN_SUBPROBLEM_SECONDS:
+                    stream.stopped = "time limit"
+                    return None
+                stream.given += 1
+                incumbent = self.incumbent
+                assert incumbent is not None
+                if totals is None or totals[0] is not incumbent:
+                    totals = (incumbent, PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory))
+                members = set(group)
+                start = plan_of(incumbent, members)
+                own = PlanTotals.of(self.problem, start[0], start[2])
+                sets = group_sets(self.problem, incumbent, members, share, totals[1], own)
+                self.timings["build"] += time.perf_counter() - started
+                if not sets.lines and not sets.transfer_arcs:
+                    continue
+                unchanged[tuple(group)] = plan_rows(start[0], start[1])
+                limit = max((limits or {}).get(sku, SUBPROBLEM_TIME_LIMIT) for sku in group)
+                return GroupTask(tuple(group), sets, start, settings, min(limit, left))
+            return None
+
+        ready: list[GroupResult] = []
+        for outcome in runner.solve_as_ready(next_task):
             self.subproblems["count"] += 1
             self.subproblems["build_s"] += outcome.build_seconds
             self.subproblems["solve_s"] += outcome.solve_seconds
@@ -1011,12 +1027,24 @@ class Optimiser:
             if plan_rows(outcome.orders, outcome.transfers) == unchanged.get(outcome.members):
                 self._unchanged_plans += 1  # the incumbent's own plan for these SKUs: it would cost the same
                 continue
-            outcomes.append(outcome)
-        improved = len(outcomes) > 2 and self._offer(self._merged(outcomes))  # one re-simulation
+            ready.append(outcome)
+            if len(ready) >= merge_size:
+                stream.improved |= self._merge(ready)
+                ready = []
+        if ready:
+            stream.improved |= self._merge(ready)
+        return stream
+
+    def _merge(self, outcomes: Sequence[GroupResult]) -> bool:
+        """Offer the incumbent with the plans of ``outcomes`` in place of its own: all of them in one
+        re-simulation where there are more than two, and one at a time where that is not kept (a
+        group whose plan breaks a shared rule is left out); whether any was kept."""
+        started = time.perf_counter()
+        improved = len(outcomes) > 2 and self._offer(self._merged(outcomes))
         if not improved:
-            for outcome in outcomes:  # one at a time: a group whose plan breaks a shared rule is left out
+            for outcome in outcomes:
                 improved |= self._offer(self._merged([outcome]))
-        self._batch_overhead = time.perf_counter() - started - solve_seconds
+        self._merge_seconds = time.perf_counter() - started
         return improved
 
     def _merged(self, outcomes: Sequence[GroupResult]) -> PlanEvaluation:
@@ -1057,6 +1085,18 @@ def estimated_lines(problem: ProblemData) -> int:
 
 
 PlanRows = tuple[frozenset[tuple[object, ...]], frozenset[tuple[object, ...]]]
+
+
+@dataclass
+class _Stream:
+    """How one pass of fix-and-optimize over its groups (:meth:`Optimiser._solve_as_ready`) went."""
+
+    improved: bool = False
+    """Whether any merge was kept."""
+    given: int = 0
+    """Groups taken from the list (those with nothing to decide included)."""
+    stopped: str | None = None
+    """Why it stopped giving out groups before the end of the list ("time limit", "within the gap")."""
 
 
 def plan_rows(orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanRows:
