@@ -387,17 +387,18 @@ class DaskRunner:
         from dask.distributed import as_completed
 
         running = as_completed()
-        for _ in range(self.slots):
-            task = next_task()
-            if task is None:
-                break
-            running.add(self._submit(task))
-        for future in running:
-            result: GroupResult = future.result()
-            yield result
+
+        def give() -> None:
             task = next_task()
             if task is not None:
                 running.add(self._submit(task))
+
+        for _ in range(self.slots):
+            give()
+        for future in running:
+            result: GroupResult = future.result()
+            yield result
+            give()
 
     def _submit(self, task: GroupTask) -> Any:
         return self.client.submit(solve_group, self.problem, task, pure=False)

@@ -991,7 +991,9 @@ class Optimiser:
             for group in waiting:
                 started = time.perf_counter()
                 left = until - started - self._merge_seconds
-                gap = relative_gap(self.incumbent.total_cost, lp_bound) if self.incumbent else None
+                incumbent = self.incumbent
+                assert incumbent is not None
+                gap = relative_gap(incumbent.total_cost, lp_bound)
                 if gap is not None and gap <= self.settings.mip_gap:
                     stream.stopped = "within the gap"
                     return None
@@ -999,8 +1001,6 @@ class Optimiser:
                     stream.stopped = "time limit"
                     return None
                 stream.given += 1
-                incumbent = self.incumbent
-                assert incumbent is not None
                 if totals is None or totals[0] is not incumbent:
                     totals = (incumbent, PlanTotals.of(self.problem, incumbent.orders, incumbent.inventory))
                 members = set(group)
