@@ -16,6 +16,7 @@ import pytest
 from conftest import BASE_TABLES, write_scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from planning import solve, transfers_of
 
 from optistock.backend.heuristics import fit_transfers_to_stock, repair_plan
 from optistock.postprocess.simulate import evaluate_plan
@@ -188,3 +189,30 @@ def test_repair_ends_with_valid_transfers_in_one_round_of_fitting(tmp_path: Path
     assert repaired_transfers["quantity"].sum() <= 60
     if on_hand >= 20:
         assert repaired_transfers["quantity"].sum() == 60, "nothing overdrawn: nothing cut"
+
+
+def test_repair_that_drops_every_line_ends_at_the_empty_plan(tmp_path: Path) -> None:
+    """W1 holds 8 units in a capacity of 5 and must ship 3 to W2 to keep within it. A plan with one line
+    into W1 and no transfer breaks W1's storage: repair cuts the line away and, with nothing left it
+    can cut, ends at the plan that does nothing (found by fuzzing: the round after the last line was
+    dropped used to fail on the empty frame of lines). The engine itself finds the transfer."""
+    tables: dict[str, Any] = {
+        **BASE_TABLES,
+        "warehouses": [{"warehouse": "W1", "capacity": 5}, {"warehouse": "W2", "capacity": 100}],
+        "inventory": [
+            {"sku": "A", "warehouse": "W1", "on_hand": 8},
+            {"sku": "A", "warehouse": "W2", "on_hand": 0},
+        ],
+        "transfers": [{"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 0, "cost_per_unit": 0.1}],
+        "demand": [{"sku": "A", "warehouse": "W2", "period": t, "quantity": 2} for t in range(3)],
+    }
+    problem = load_problem(write_scenario(tmp_path / "repair", tables, periods=3))
+    orders = pd.DataFrame([("S1", "A", "W1", 0, 10)], columns=ORDER_COLUMNS)
+    transfers = pd.DataFrame(columns=TRANSFER_COLUMNS)
+    assert not evaluate_plan(problem, orders, transfers).is_valid
+    repaired_orders, repaired_transfers = repair_plan(problem, orders, transfers)
+    assert repaired_orders.empty and repaired_transfers.empty
+
+    _, out, _ = solve(tmp_path / "engine", tables, periods=3)
+    shipped = transfers_of(out)
+    assert shipped.loc[shipped["ship_period"] == 0, "quantity"].sum() >= 3

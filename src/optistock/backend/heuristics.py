@@ -357,9 +357,11 @@ def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.Data
     re-simulates and repeats.
     """
     changes: dict[int, int] = {}
+    if orders.empty:  # nothing left to cut (what is still broken is not the lines')
+        return changes
     suppliers = problem.suppliers
     po_value = orders.groupby(["supplier", "warehouse", "order_period"])["line_value"].transform("sum")
-    minimum = orders["supplier"].map(suppliers["min_order_value"]).fillna(0.0)
+    minimum = orders["supplier"].map(suppliers["min_order_value"]).astype(float).fillna(0.0)
     for row in np.flatnonzero((po_value + 1e-6 < minimum).to_numpy()):
         changes[int(row)] = 0
     if changes:
