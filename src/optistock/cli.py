@@ -9,7 +9,6 @@ changed since it was read; 5 (``batch``) another batch holds the lock.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from optistock.cli_common import (
 from optistock.cli_po import po
 from optistock.cli_suppliers import suppliers
 from optistock.cli_whatif import compare, scenarios, sweep
+from optistock.console import log_stream
 from optistock.pipeline import run_scenario
 from optistock.preprocess.data import load_problem
 
@@ -44,7 +44,7 @@ def main(verbose: int, quiet: bool, debug: bool) -> None:
     """
     level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=log_stream()
     )
     if verbose < 2:
         for noisy in ("alembic", "distributed"):

@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from rich.console import Console
 from rich.logging import RichHandler
+
+from optistock.console import log_stream
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _STARTED = time.monotonic()
@@ -50,8 +53,11 @@ def configure_batch_logging(level: int, fmt: str, log_file: Path | None) -> None
     for handler in list(root.handlers):
         root.removeHandler(handler)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    stream = log_stream()
     stderr: logging.Handler = (
-        json_handler(sys.stderr) if as_json else RichHandler(show_path=False, rich_tracebacks=False)
+        json_handler(stream)
+        if as_json
+        else RichHandler(console=Console(file=stream, stderr=True), show_path=False, rich_tracebacks=False)
     )
     stderr.setLevel(level)
     root.addHandler(stderr)
