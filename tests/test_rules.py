@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from conftest import BASE_TABLES, write_scenario
 from planning import demand_rows, orders_of, solve, summary_of, transfers_of
 
+from optistock.backend.strategy import Optimiser
 from optistock.errors import InfeasibleError
+from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
+from optistock.postprocess.simulate import evaluate_plan
+from optistock.preprocess.data import load_problem
 
 
 def sku(name: str = "A", volume: float = 1.0, holding: float = 0.1, shortage: float = 100.0) -> dict:
@@ -233,30 +239,52 @@ def test_transfer_moves_stock_between_warehouses(tmp_path: Path) -> None:
     assert orders_of(out).empty
 
 
+PHANTOM_STOCK: dict = {
+    "skus": [sku(holding=1.0, shortage=100.0)],
+    "warehouses": [{"warehouse": "W1", "capacity": 1e6}, {"warehouse": "W2", "capacity": 1e6}],
+    "offers": [offer(price=1.0, lead=1)],
+    "lanes": [{"supplier": "S1", "warehouse": "W1", "transit_time": 0, "cost_per_unit": 0.0}],
+    "transfers": [{"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 1, "cost_per_unit": 0.0}],
+    "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 0}],
+    "demand": [
+        *demand_rows("A", "W1", [10, 0, 0, 0]),
+        {"sku": "A", "warehouse": "W2", "period": 2, "quantity": 50},
+    ],
+}
+"""W1 is backordered at the end of period 0 (demand 10, nothing on hand, supply takes one period); W2
+needs 50 in period 2 and is supplied only from W1 (one period in transit). The optimum orders 60 in
+period 0 and ships 50 in period 2, the first period after they arrive: 60 bought, 10 short in period
+0 (1,000), 50 held in period 1 (50), 50 short at W2 in period 2 (5,000): 6,110. Shipping them in
+period 1 instead, from 'phantom' stock, would serve W2 in time."""
+
+PHANTOM_OPTIMUM = 60 + 1_000 + 50 + 5_000
+
+
 def test_a_warehouse_never_ships_stock_it_does_not_have(tmp_path: Path) -> None:
-    """W1 is backordered at the end of period 0 (demand 10, nothing on hand, supply takes one period), so it
-    cannot ship in period 1, even though shipping 50 'phantom' units to W2 would avoid a large shortage
-    there: stock and backorder must not both be positive. The plan ships nothing from W1 in period 1."""
-    _, out, _ = solve(
-        tmp_path,
-        {
-            "skus": [sku(shortage=1.0)],
-            "warehouses": [{"warehouse": "W1", "capacity": 1e6}, {"warehouse": "W2", "capacity": 1e6}],
-            "offers": [offer(lead=1)],
-            "lanes": [{"supplier": "S1", "warehouse": "W1", "transit_time": 0, "cost_per_unit": 0.0}],
-            "transfers": [
-                {"from_warehouse": "W1", "to_warehouse": "W2", "lead_time": 1, "cost_per_unit": 0.0}
-            ],
-            "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 0}],
-            "demand": [
-                *demand_rows("A", "W1", [10, 0, 0, 0]),
-                {"sku": "A", "warehouse": "W2", "period": 2, "quantity": 50},
-            ],
-        },
-        periods=4,
-    )
+    """W1 of :data:`PHANTOM_STOCK` cannot ship in period 1: stock and backorder must not both be
+    positive. The plan ships the 50 in period 2 and costs 6,110, the optimum."""
+    _, out, check = solve(tmp_path, PHANTOM_STOCK, periods=4)
     transfers = transfers_of(out)
-    assert transfers[transfers["ship_period"] == 1].empty
+    assert transfers[["ship_period", "quantity"]].values.tolist() == [[2, 50]]
+    assert check.total == pytest.approx(PHANTOM_OPTIMUM)
+
+
+def test_a_plan_on_phantom_stock_is_repaired_at_no_cost(tmp_path: Path) -> None:
+    """The MILP without stock-sign binaries (``models/core.md`` §8) accepts the phantom plan of
+    :data:`PHANTOM_STOCK`: 50 shipped in period 1, W1 carrying 50 in stock and 60 in backorder at the
+    end of period 0 (50 + 6,000) and nothing after, and W2 served in time: 60 + 6,050 = 6,110, a tie
+    with the optimum. Repaired, its transfer waits a period for W1's stock: the optimum itself, which
+    the optimiser keeps in place of the empty plan it had."""
+    problem = load_problem(write_scenario(tmp_path, {**BASE_TABLES, **PHANTOM_STOCK}, periods=4))
+    optimiser = Optimiser(problem, problem.scenario.solver)
+    optimiser._offer(evaluate_plan(problem, *empty_plan()))
+    orders = pd.DataFrame([("S1", "A", "W1", 0, 60)], columns=ORDER_COLUMNS)
+    transfers = pd.DataFrame([("A", "W1", "W2", 1, 50)], columns=TRANSFER_COLUMNS)
+    assert evaluate_plan(problem, orders, transfers).overdrawn == [("A", "W1", 1)]
+    optimiser._offer_repaired(orders, transfers)
+    assert optimiser.incumbent is not None and optimiser.incumbent.is_valid
+    assert optimiser.incumbent.total_cost == pytest.approx(PHANTOM_OPTIMUM)
+    assert optimiser.incumbent.transfers[["ship_period", "quantity"]].values.tolist() == [[2, 50]]
 
 
 def test_backorders_accumulate_and_are_served_later(tmp_path: Path) -> None:
