@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planning import solve, transfers_of
 
-from optistock.backend.heuristics import fit_transfers_to_stock, repair_plan
+from optistock.backend.heuristics import fit_transfers_to_stock, repair_plan, ship_out_excess
 from optistock.postprocess.simulate import evaluate_plan
 from optistock.preprocess.data import load_problem
 
@@ -191,11 +191,13 @@ def test_repair_ends_with_valid_transfers_in_one_round_of_fitting(tmp_path: Path
         assert repaired_transfers["quantity"].sum() == 60, "nothing overdrawn: nothing cut"
 
 
-def test_repair_that_drops_every_line_ends_at_the_empty_plan(tmp_path: Path) -> None:
-    """W1 holds 8 units in a capacity of 5 and must ship 3 to W2 to keep within it. A plan with one line
-    into W1 and no transfer breaks W1's storage: repair cuts the line away and, with nothing left it
-    can cut, ends at the plan that does nothing (found by fuzzing: the round after the last line was
-    dropped used to fail on the empty frame of lines). The engine itself finds the transfer."""
+def test_repair_ships_out_stock_beyond_storage_that_no_cut_of_lines_can_mend(tmp_path: Path) -> None:
+    """W1 holds 8 units in a capacity of 5 and must ship 3 to W2 to keep within it. A plan with a line of
+    10 into W1 and no transfer breaks W1's storage by 13: repair cuts the line away (its units are never
+    used), and, with no line left to cut, ships the 3 units W1 still holds too many to W2 in period 0.
+    Found by fuzzing: the round after the last line was dropped failed on the empty frame of lines, and
+    the group and array paths, whose start plans are rounded and repaired, had no valid start and no
+    plan at all where a warehouse began over its capacity. The engine itself finds the same transfer."""
     tables: dict[str, Any] = {
         **BASE_TABLES,
         "warehouses": [{"warehouse": "W1", "capacity": 5}, {"warehouse": "W2", "capacity": 100}],
@@ -211,8 +213,37 @@ def test_repair_that_drops_every_line_ends_at_the_empty_plan(tmp_path: Path) -> 
     transfers = pd.DataFrame(columns=TRANSFER_COLUMNS)
     assert not evaluate_plan(problem, orders, transfers).is_valid
     repaired_orders, repaired_transfers = repair_plan(problem, orders, transfers)
-    assert repaired_orders.empty and repaired_transfers.empty
+    assert repaired_orders.empty
+    assert repaired_transfers[TRANSFER_COLUMNS].values.tolist() == [["A", "W1", "W2", 0, 3]]
+    assert evaluate_plan(problem, repaired_orders, repaired_transfers).is_valid
 
     _, out, _ = solve(tmp_path / "engine", tables, periods=3)
     shipped = transfers_of(out)
     assert shipped.loc[shipped["ship_period"] == 0, "quantity"].sum() >= 3
+
+
+def test_shipping_out_fills_the_roomiest_link_first_and_never_a_full_one(tmp_path: Path) -> None:
+    """W1 holds 10 in a capacity of 2; W2 has room for 3 and W3 for 4, so 7 of the 8 too many can go,
+    4 to W3 first; W1 stays 1 over, and the next call finds no room left."""
+    tables: dict[str, Any] = {
+        **BASE_TABLES,
+        "warehouses": [
+            {"warehouse": "W1", "capacity": 2},
+            {"warehouse": "W2", "capacity": 3},
+            {"warehouse": "W3", "capacity": 4},
+        ],
+        "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 10}],
+        "transfers": [
+            {"from_warehouse": "W1", "to_warehouse": destination, "lead_time": 0, "cost_per_unit": 0.1}
+            for destination in ("W2", "W3")
+        ],
+        "demand": [{"sku": "A", "warehouse": "W1", "period": 1, "quantity": 1}],
+    }
+    problem = load_problem(write_scenario(tmp_path, tables, periods=2))
+    orders, transfers = pd.DataFrame(columns=ORDER_COLUMNS), pd.DataFrame(columns=TRANSFER_COLUMNS)
+    shipped = ship_out_excess(problem, evaluate_plan(problem, orders, transfers).inventory, transfers)
+    assert shipped is not None
+    assert shipped[TRANSFER_COLUMNS].values.tolist() == [["A", "W1", "W3", 0, 4], ["A", "W1", "W2", 0, 3]]
+    evaluation = evaluate_plan(problem, orders, shipped)
+    assert [v for v in evaluation.violations if "W1 in period 0" in v]
+    assert ship_out_excess(problem, evaluation.inventory, shipped) is None

@@ -126,7 +126,11 @@ def repair_plan(
             continue
         changes = _shrink_lines(problem, priced, evaluation.inventory)
         if not changes:
-            break
+            moved = ship_out_excess(problem, evaluation.inventory, transfers)
+            if moved is None:
+                break
+            transfers = moved
+            continue
         for row, quantity in changes.items():
             orders.at[row, "quantity"] = quantity
         orders = orders[orders["quantity"] > 0].reset_index(drop=True)
@@ -393,6 +397,85 @@ def _shrink_lines(problem: ProblemData, orders: pd.DataFrame, inventory: pd.Data
             arrived = orders[(orders["warehouse"] == warehouse) & (orders["arrival_period"] <= period)]
             _cut(orders, arrived, units, unit_volume, excess, removable, changes)
     return changes
+
+
+def ship_out_excess(
+    problem: ProblemData, inventory: pd.DataFrame, transfers: pd.DataFrame
+) -> pd.DataFrame | None:
+    """``transfers`` plus what brings each warehouse back within its storage capacity in the first
+    period it holds too much, where cutting order lines cannot (stock on hand at the start beyond the
+    capacity, or a transfer rounded down from the LP's that leaves a fraction of a unit too much).
+
+    In that period t the warehouse ships, from what it held at the end of t − 1 (its stock on hand in
+    period 0) and does not ship already, the units of the bulkiest SKUs first, each rounded up to a whole
+    unit, to the linked warehouse with the most room from their arrival to the end of the horizon (room
+    shared out as this pass fills it; arrivals after the horizon are not allowed). Perishable SKUs are not
+    transferred. ``None`` where no warehouse holds too much or none of it can be shipped; a warehouse
+    still over capacity, or one the shipped units now overfill, is mended by the next round of
+    :func:`repair_plan`."""
+    periods = problem.periods
+    unit_volume = problem.skus["unit_volume"].astype(float)
+    capacity = problem.warehouses["capacity"].astype(float)
+    rows = inventory.assign(volume=inventory["end_stock"] * inventory["sku"].map(unit_volume).to_numpy())
+    used = rows.groupby(["warehouse", "period"])["volume"].sum()
+    excess = used - capacity.reindex(used.index.get_level_values("warehouse")).to_numpy()
+    over = excess[excess > TOLERANCE]
+    if over.empty:
+        return None
+    first_over: dict[str, tuple[int, float]] = {}  # warehouse → its first period over capacity, by how much
+    for key, volume in over.sort_index().items():
+        warehouse, period = cast(tuple[str, int], key)
+        first_over.setdefault(str(warehouse), (int(period), float(volume)))
+    room = (-excess).clip(lower=0.0).to_dict()  # (warehouse, period) → volume free
+
+    def room_at(warehouse: str, period: int) -> float:
+        return float(room.get((warehouse, period), capacity[warehouse]))
+
+    by_cell = rows.set_index(["sku", "warehouse", "period"])
+    perishable = set(problem.shelf_life)
+    added: list[tuple[str, str, str, int, int]] = []
+    for warehouse, (period, to_clear) in first_over.items():
+        if period == 0:
+            held = problem.on_hand.xs(warehouse, level="warehouse").astype(float)
+        else:
+            held = by_cell.xs((warehouse, period - 1), level=("warehouse", "period"))["end_stock"]
+        shipping = by_cell.xs((warehouse, period), level=("warehouse", "period"))["transfers_out"]
+        free = (held - shipping.reindex(held.index).fillna(0.0)).clip(lower=0.0)
+        bulky = unit_volume.reindex(free.index).fillna(0.0).to_numpy() > 0
+        free = free[(free >= 1.0) & bulky & ~free.index.isin(perishable)]
+        reachable = [(destination, period + lead) for destination, lead in _links_from(problem, warehouse)]
+        spaces = {
+            (destination, arrival): min(room_at(destination, t) for t in range(arrival, periods))
+            for destination, arrival in reachable
+            if arrival <= periods - 1
+        }
+        for (destination, arrival), space in sorted(spaces.items(), key=lambda item: -item[1]):
+            for sku in sorted(free.index, key=lambda i: -unit_volume[i]):
+                volume = float(unit_volume[sku])
+                units = min(math.ceil(to_clear / volume - 1e-9), int(free[sku]), int(space // volume))
+                if units <= 0 or to_clear <= TOLERANCE:
+                    continue
+                added.append((str(sku), warehouse, destination, period, units))
+                free[sku] -= units
+                to_clear -= units * volume
+                space -= units * volume
+                for t in range(arrival, periods):
+                    room[(destination, t)] = room_at(destination, t) - units * volume
+    if not added:
+        return None
+    extra = pd.DataFrame(added, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"])
+    arc = ["sku", "from_warehouse", "to_warehouse", "ship_period"]
+    together = pd.concat([transfers[[*arc, "quantity"]], extra], ignore_index=True)
+    return together.groupby(arc, sort=False)["quantity"].sum().reset_index()
+
+
+def _links_from(problem: ProblemData, warehouse: str) -> list[tuple[str, int]]:
+    """The transfer links leaving ``warehouse``: (destination, lead time)."""
+    links = problem.transfer_links
+    if links.empty or warehouse not in links.index.get_level_values("from_warehouse"):
+        return []
+    leaving = links.xs(warehouse, level="from_warehouse")
+    return [(str(destination), int(lead)) for destination, lead in leaving["lead_time"].items()]
 
 
 def _removable_units(orders: pd.DataFrame, inventory: pd.DataFrame) -> pd.Series:
