@@ -9,11 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyomo.environ as pyo
 import pytest
 from conftest import BASE_TABLES, write_scenario
 from planning import demand_rows, orders_of, solve, summary_of, transfers_of
 
-from optistock.backend.strategy import Optimiser
+from optistock.backend.model import build_model
+from optistock.backend.sets import build_sets
+from optistock.backend.strategy import Optimiser, OverdrawWatch
 from optistock.errors import InfeasibleError
 from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
 from optistock.postprocess.simulate import evaluate_plan
@@ -285,6 +288,38 @@ def test_a_plan_on_phantom_stock_is_repaired_at_no_cost(tmp_path: Path) -> None:
     assert optimiser.incumbent is not None and optimiser.incumbent.is_valid
     assert optimiser.incumbent.total_cost == pytest.approx(PHANTOM_OPTIMUM)
     assert optimiser.incumbent.transfers[["ship_period", "quantity"]].values.tolist() == [[2, 50]]
+
+
+@pytest.mark.parametrize(
+    ("ship_period", "objective", "stops"),
+    [(1, PHANTOM_OPTIMUM, False), (1, PHANTOM_OPTIMUM - 110.0, True), (2, PHANTOM_OPTIMUM, False)],
+)
+def test_the_milp_search_stops_only_where_phantom_stock_pays(
+    tmp_path: Path, ship_period: int, objective: float, stops: bool
+) -> None:
+    """:class:`OverdrawWatch` on the full model of :data:`PHANTOM_STOCK`, built without stock-sign
+    binaries. A plan shipping the 50 units in period 1 overdraws W1; repaired, it is the optimum, which
+    becomes the incumbent. If the search valued that plan at its repaired cost (a tie), the search goes
+    on; if at 110 less (phantom stock paying), it stops, naming the binary of W1 in period 0 that rules
+    the plan out. A plan shipping in period 2 overdraws nothing and is left to the search (nothing is
+    repaired or offered)."""
+    problem = load_problem(write_scenario(tmp_path, {**BASE_TABLES, **PHANTOM_STOCK}, periods=4))
+    optimiser = Optimiser(problem, problem.scenario.solver)
+    optimiser._offer(evaluate_plan(problem, *empty_plan()))
+    model = build_model(problem, build_sets(problem))
+    plan = {("S1", "A", "W1", 0): 60.0, ("A", "W1", "W2", ship_period): 50.0}
+
+    def value_of(var: pyo.Var) -> float:
+        return plan.get(var.index(), 0.0)
+
+    watch = OverdrawWatch(optimiser, model, known=set())
+    assert watch(value_of, objective) is stops
+    assert watch.cells == ({("A", "W1", 0)} if stops else set())
+    assert optimiser.incumbent is not None
+    # the repaired optimum, or (nothing repaired) still the empty plan: 10 short at W1 for 4 periods and
+    # 50 at W2 for 2, at 100 a unit and period
+    empty = 100 * (10 * 4 + 50 * 2)
+    assert optimiser.incumbent.total_cost == pytest.approx(PHANTOM_OPTIMUM if ship_period == 1 else empty)
 
 
 def test_backorders_accumulate_and_are_served_later(tmp_path: Path) -> None:

@@ -7,16 +7,18 @@ import logging
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyomo.environ as pyo
 import pytest
 
-from optistock.backend.solve import HighsSession
+from optistock.backend.solve import HighsSession, SolveStatus
 from optistock.preprocess.scenario import SolverSettings
 
 
-def test_every_better_plan_the_milp_finds_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def _covering_model() -> pyo.ConcreteModel:
+    """An integer covering problem on which HiGHS finds several plans before the optimum."""
     generator = random.Random(1)
     model = pyo.ConcreteModel()
     model.I = pyo.RangeSet(0, 39)
@@ -26,6 +28,11 @@ def test_every_better_plan_the_milp_finds_is_logged(caplog: pytest.LogCaptureFix
     model.cover = pyo.Constraint(expr=sum(weight[i] * model.x[i] for i in model.I) >= 1371)
     model.odd = pyo.Constraint(expr=sum(model.x[i] for i in model.I if i % 2) <= 30)
     model.cost = pyo.Objective(expr=sum(cost[i] * model.x[i] for i in model.I))
+    return model
+
+
+def test_every_better_plan_the_milp_finds_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    model = _covering_model()
     with caplog.at_level(logging.INFO, logger="optistock.backend.solve"):
         result = HighsSession(model).solve(SolverSettings(time_limit=30, mip_gap=0.0))
     records = [r for r in caplog.records if r.getMessage().startswith("solver: better plan")]
@@ -33,6 +40,36 @@ def test_every_better_plan_the_milp_finds_is_logged(caplog: pytest.LogCaptureFix
     found = [r.solver_progress["objective"] for r in records]  # type: ignore[attr-defined]
     assert found == sorted(found, reverse=True)  # each one better than the last
     assert found[-1] == pytest.approx(result.objective)
+
+
+def test_a_plan_check_sees_every_better_plan_and_can_stop_the_search() -> None:
+    """``stop_if`` gets each better plan as a variable → value function, with its objective. Stopping
+    at the first one ends the search soon after ("interrupted" at HiGHS's next interrupt callback: the
+    plan kept is that one or one found before the interrupt, not the optimum); never stopping changes
+    nothing."""
+    settings = SolverSettings(time_limit=30, mip_gap=0.0, threads=1)
+    seen: list[tuple[float, float]] = []
+
+    def watch(value_of: Callable[[pyo.Var], float], objective: float) -> bool:
+        cost = sum(coefficient * value_of(var) for var, coefficient in costs)
+        seen.append((cost, objective))
+        return False
+
+    model = _covering_model()
+    costs = [(var, model.cost.expr.args[i].args[0]) for i, var in enumerate(model.x.values())]
+    full = HighsSession(model).solve(settings, stop_if=watch)
+    assert full.status is SolveStatus.OPTIMAL and full.termination != "interrupted"
+    assert len(seen) >= 2
+    assert all(cost == pytest.approx(objective) for cost, objective in seen)
+    assert [cost for cost, _ in seen] == sorted((cost for cost, _ in seen), reverse=True)
+    assert seen[-1][0] == pytest.approx(full.objective)
+
+    first = _covering_model()
+    stopped = HighsSession(first).solve(settings, stop_if=lambda value_of, objective: True)
+    assert stopped.termination == "interrupted" and stopped.status is SolveStatus.FEASIBLE
+    assert stopped.objective is not None and full.objective is not None
+    assert full.objective + 0.5 < stopped.objective <= seen[0][0]
+    assert pyo.value(first.cost) == pytest.approx(stopped.objective)
 
 
 @pytest.mark.parametrize("via", ["quiet_highs", "arrays"])

@@ -9,8 +9,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -159,6 +159,38 @@ class SolverProgress:
         if now >= self.next_tick:
             self.next_tick = now + PROGRESS_EVERY_SECONDS
             self._log("searching", event)
+
+
+PlanCheck = Callable[[Callable[[pyo.Var], float], float], bool]
+"""Looks at a plan the MILP search has just found, given as a function from a model variable to its value
+in that plan, and at its objective; ``True`` stops the search (:meth:`HighsSession.solve`)."""
+
+
+class PlanWatch:
+    """Hands every better plan HiGHS finds to a :data:`PlanCheck`; once the check says stop, the search
+    is interrupted at HiGHS's next interrupt callback (a better-plan callback cannot interrupt), and the
+    solve ends with the best plan so far, as at a time limit."""
+
+    def __init__(self, session: HighsSession, check: PlanCheck) -> None:
+        self.session = session
+        self.check = check
+        self.stopped = False
+
+    def on_better_plan(self, event: Any) -> None:
+        if self.stopped:
+            return
+        solution = event.data_out.mip_solution
+        objective = float(event.data_out.objective_function_value)
+        self.stopped = self.check(lambda var: float(solution[self.session._column(var)]), objective)
+
+    def on_tick(self, event: Any) -> None:
+        if self.stopped:
+            event.interrupt()
+
+
+def _interrupt_expected(record: logging.LogRecord) -> bool:
+    """Drops Pyomo's warning about HiGHS's status after an interrupt that :class:`PlanWatch` asked for."""
+    return "kInterrupt" not in record.getMessage()
 
 
 def highs_result(highs: highspy.Highs, started: float, version: str) -> SolveResult:
@@ -329,21 +361,39 @@ class HighsSession:
                     var.set_value(values[column], skip_validation=True)
         return result
 
-    def solve(self, settings: SolverSettings, time_limit: float | None = None) -> SolveResult:
-        """Solve under ``settings``; on success the model's variables hold the best plan found."""
+    def solve(
+        self, settings: SolverSettings, time_limit: float | None = None, stop_if: PlanCheck | None = None
+    ) -> SolveResult:
+        """Solve under ``settings``; on success the model's variables hold the best plan found.
+
+        ``stop_if`` sees every better plan the search finds and may stop the search early; the result
+        is then that of an interrupted search (termination "interrupted"): the best plan so far and the
+        bound proven so far."""
         started = time.perf_counter()
         _use_threads(settings.threads)
 
         progress = SolverProgress(started)
+        listeners = [(progress.on_better_plan, progress.on_tick)]
+        watch = PlanWatch(self, stop_if) if stop_if is not None else None
+        if watch is not None:
+            listeners.append((watch.on_better_plan, watch.on_tick))
         improving, interrupt = self._highs.cbMipImprovingSolution, self._highs.cbMipInterrupt
-        improving.subscribe(progress.on_better_plan)
-        interrupt.subscribe(progress.on_tick)
+        for on_better_plan, on_tick in listeners:
+            improving.subscribe(on_better_plan)
+            interrupt.subscribe(on_tick)
+        pyomo_highs_log = logging.getLogger("pyomo.contrib.solver.solvers.highs")
+        pyomo_highs_log.addFilter(_interrupt_expected)
         try:
             results = self._solve(settings, time_limit)
         finally:
-            improving.unsubscribe(progress.on_better_plan)
-            interrupt.unsubscribe(progress.on_tick)
-        return self._result(results, started)
+            pyomo_highs_log.removeFilter(_interrupt_expected)
+            for on_better_plan, on_tick in listeners:
+                improving.unsubscribe(on_better_plan)
+                interrupt.unsubscribe(on_tick)
+        result = self._result(results, started)
+        if watch is not None and watch.stopped and result.status is not SolveStatus.OPTIMAL:
+            return replace(result, termination="interrupted")
+        return result
 
     def _solve(self, settings: SolverSettings, time_limit: float | None) -> Any:
         return self.solver.solve(

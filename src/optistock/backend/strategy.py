@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -804,11 +804,14 @@ class Optimiser:
     def _solve_full(self, model: pyo.ConcreteModel, session: HighsSession, sets: ModelSets) -> SolveResult:
         """The full MILP from the incumbent, adding stock-sign binaries where a plan overdraws stock.
 
-        Its plan, when it overdraws stock, is also repaired (:meth:`_offer_repaired`): the search may
-        end at the time limit with no round left to add the binaries."""
+        Each better plan of HiGHS's search that overdraws stock is repaired and offered
+        (:class:`OverdrawWatch`). Where the repair costs more than the plan by over the run's gap, or
+        fails, the search in a model that phantom stock pays in is misled, so it stops and goes on with
+        the binaries; else it searches on (phantom stock mostly ties with valid plans, see
+        ``models/core.md`` §8). The last round searches to the time limit."""
         sign_cells: set[StockCell] = set()
         result: SolveResult | None = None
-        for _ in range(MAX_STOCK_SIGN_ROUNDS):
+        for round_number in range(MAX_STOCK_SIGN_ROUNDS):
             milp = self._milp_session(session, sets)
             if self.incumbent is not None:
                 incumbent = self.incumbent
@@ -822,7 +825,12 @@ class Optimiser:
                         incumbent.channels,
                     )
                 )
-            result = milp.solve(self.settings, time_limit=max(self.remaining(), 1.0))
+            time_limit = max(self.remaining(), 1.0)
+            watch = OverdrawWatch(self, model, sign_cells)
+            if isinstance(milp, HighsSession) and round_number < MAX_STOCK_SIGN_ROUNDS - 1:
+                result = milp.solve(self.settings, time_limit, stop_if=watch)
+            else:
+                result = milp.solve(self.settings, time_limit)
             if result.status is SolveStatus.INFEASIBLE:
                 raise InfeasibleError(diagnose_infeasibility(self.problem))
             if result.status is SolveStatus.NO_SOLUTION:
@@ -831,7 +839,7 @@ class Optimiser:
             candidate = evaluate_plan(self.problem, orders, transfers)
             if not self._offer(candidate) and candidate.overdrawn:
                 self._offer_repaired(orders, transfers)
-            new_cells = sign_cells_needed(candidate.overdrawn, sign_cells)
+            new_cells = sign_cells_needed(candidate.overdrawn, sign_cells) | watch.cells
             if not new_cells or self.remaining() <= 1.0:
                 break
             logger.info("adding stock-sign binaries for %d cell(s) and solving again", len(new_cells))
@@ -843,7 +851,7 @@ class Optimiser:
         assert result is not None
         return result
 
-    def _offer_repaired(self, orders: pd.DataFrame, transfers: pd.DataFrame) -> None:
+    def _offer_repaired(self, orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanEvaluation:
         """A plan of the MILP that ships stock its warehouse does not have, with those transfers delayed
         or cut (:func:`repair_plan`), offered in its place. Phantom stock (``models/core.md`` §8) hardly
         ever pays: units shipped a period early from a stock that is not there cost that warehouse a
@@ -853,12 +861,16 @@ class Optimiser:
         fuzz instance with most demand short, the repaired plan cost exactly what the MILP's did:
         101,793.59 in 40 s, where the incumbent had been 105,537.10)."""
         repaired = evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers))
+        if not repaired.is_valid:
+            logger.info("the MILP's plan overdraws stock, and repairing it gave no valid plan")
+            return repaired
         kept = self._offer(repaired)
         logger.info(
             "the MILP's plan overdraws stock: repaired, cost %.2f (%s)",
             repaired.total_cost,
             "kept" if kept else "not better",
         )
+        return repaired
 
     def _lagrangian(
         self,
@@ -1083,6 +1095,44 @@ def sign_cells_needed(overdrawn: Collection[StockCell], known: Collection[StockC
     """The cells (sku, warehouse, t − 1) whose stock-sign binary rules out what a plan overdrew in
     (sku, warehouse, t) (``models/core.md`` §8), less those the model has already."""
     return {(sku, warehouse, period - 1) for sku, warehouse, period in overdrawn if period > 0} - set(known)
+
+
+TIE = 1e-4
+"""Relative difference under which a repaired plan ties with the plan it repairs (:class:`OverdrawWatch`
+with a ``mip_gap`` of 0)."""
+
+
+class OverdrawWatch:
+    """A :data:`~.solve.PlanCheck` for the full MILP of ``model``, which lacks stock-sign binaries other
+    than ``known``: each plan of its search that ships stock a warehouse does not have where they would
+    rule it out is repaired and offered (:meth:`Optimiser._offer_repaired`). Where the repair fails or
+    costs more than the plan's objective by over the run's ``mip_gap`` (at least :data:`TIE`), phantom
+    stock pays in this model, and the search stops; ``cells`` are then the binaries that rule it out.
+
+    Found by fuzz runs (2026-12-06): on a 7-SKU instance the phantom plans tied with valid ones (the
+    repair cost exactly the same), and stopping at the first one cost the search its progress (40 s:
+    102,172.62 against 101,793.59 searching on); on a 5-SKU instance with storage halved the repair
+    failed, and the search, run to the time limit, left no valid plan at all."""
+
+    def __init__(self, optimiser: Optimiser, model: pyo.ConcreteModel, known: Collection[StockCell]) -> None:
+        self.optimiser = optimiser
+        self.model = model
+        self.known = known
+        self.cells: set[StockCell] = set()
+
+    def __call__(self, value_of: Callable[[pyo.Var], float], objective: float) -> bool:
+        problem = self.optimiser.problem
+        orders, transfers = extract_plan(self.model, value_of)
+        needed = sign_cells_needed(evaluate_plan(problem, orders, transfers).overdrawn, self.known)
+        if not needed:
+            return False
+        repaired = self.optimiser._offer_repaired(orders, transfers)
+        allowed = objective + max(self.optimiser.settings.mip_gap, TIE) * abs(objective)
+        if repaired.is_valid and repaired.total_cost <= allowed:
+            return False
+        self.cells = needed
+        logger.info("phantom stock pays in the MILP (%d cells): search stopped", len(needed))
+        return True
 
 
 def _highs_version() -> str:
