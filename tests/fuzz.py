@@ -12,7 +12,8 @@ stock on hand; then solves it end to end (:func:`optistock.pipeline.run_scenario
 ``tests/independent_check.py`` at exactly its reported objective, with a bound no higher. A case of at
 most 3 SKUs is also solved with CP-SAT at a gap of 0: where both solvers prove optimality, their optima
 must agree. A case may end in "infeasible" (exit 3) only where the plan that does nothing breaks a hard
-rule (stock on hand beyond storage), never in an error or without a plan.
+rule (stock on hand beyond storage), and without a plan only on a forced path whose whole model is
+proven infeasible; never in an error.
 
 ``--path`` forces the solve path: ``decompose`` (Lagrangian bound and fix-and-optimize on the whole
 model), ``arrays`` (the LP from arrays, as for models of over 100,000 lines) or ``groups`` (no whole
@@ -36,11 +37,13 @@ import pandas as pd
 from independent_check import check_run
 
 from optistock.backend import strategy
-from optistock.errors import InfeasibleError
+from optistock.errors import InfeasibleError, NoSolutionError
 from optistock.pipeline import run_scenario
 from optistock.synthetic import InstanceSize, generate_instance, write_instance
 
 logger = logging.getLogger("optistock.fuzz")
+DEFAULT_LIMITS = strategy.ARRAY_LINE_LIMIT, strategy.GROUP_PATH_LINE_LIMIT
+"""The line limits of the solve paths, as shipped (``--path arrays|groups`` lowers them)."""
 
 
 def draw_instance(case: int) -> tuple[InstanceSize, dict[str, pd.DataFrame], list[str], random.Random]:
@@ -80,6 +83,10 @@ def solve_case(folder: Path, size: InstanceSize, solver: dict[str, Any]) -> tupl
         if "alone break" in str(error):
             return "infeasible", None
         return f"infeasible, but the plan that does nothing breaks no rule: {error}", None
+    except NoSolutionError as error:
+        if "the plan that orders and ships nothing breaks" in str(error) and _whole_model_infeasible(path):
+            return "infeasible", None  # the forced path cannot prove it; the whole model does
+        return f"NoSolutionError: {error}", None
     except Exception as error:  # every other end is a failure to report, not to stop the campaign at
         return f"{type(error).__name__}: {error}", None
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -95,6 +102,21 @@ def solve_case(folder: Path, size: InstanceSize, solver: dict[str, Any]) -> tupl
         summary["objective"] if result.solve.status.value == "optimal" and solver["mip_gap"] == 0 else None
     )
     return "ok", optimum
+
+
+def _whole_model_infeasible(scenario: Path) -> bool:
+    """Whether the whole model of ``scenario`` is proven infeasible (the solve path not forced)."""
+    forced = strategy.ARRAY_LINE_LIMIT, strategy.GROUP_PATH_LINE_LIMIT
+    strategy.ARRAY_LINE_LIMIT, strategy.GROUP_PATH_LINE_LIMIT = DEFAULT_LIMITS
+    try:
+        run_scenario(scenario, None)
+    except InfeasibleError:
+        return True
+    except Exception:  # anything else is not a proof
+        return False
+    finally:
+        strategy.ARRAY_LINE_LIMIT, strategy.GROUP_PATH_LINE_LIMIT = forced
+    return False
 
 
 def run_case(case: int, root: Path, path: str) -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_scenario
+from conftest import BASE_TABLES, write_scenario
 from hypothesis import HealthCheck, given, settings
 from independent_check import check_run
 from planning import solve
@@ -39,6 +39,7 @@ from optistock.backend.decompose import (
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
 from optistock.cli import main
+from optistock.errors import InfeasibleError, NoSolutionError
 from optistock.pipeline import run_scenario
 from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
 from optistock.postprocess.simulate import cost_by_sku, evaluate_plan
@@ -135,6 +136,24 @@ def test_a_model_too_large_to_build_is_planned_and_bounded_by_groups(
     assert summary["subproblems"]["count"] > 0
     assert summary["objective"] >= optimum - 1e-6 * optimum
     assert 0 < summary["best_bound"] <= optimum + 1e-6 * optimum
+
+
+def test_the_group_path_names_what_no_plan_got_past(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W1 holds 8 units in a capacity of 5 and has no transfer link: no plan is valid. The whole model
+    proves that (exit 3); the group path (forced here) builds no whole model and cannot, so it ends
+    without a plan (exit 4), naming the rule the plan that does nothing breaks, not only the time."""
+    tables: dict[str, Any] = {
+        **BASE_TABLES,
+        "warehouses": [{"warehouse": "W1", "capacity": 5}],
+        "inventory": [{"sku": "A", "warehouse": "W1", "on_hand": 8}],
+        "demand": [{"sku": "A", "warehouse": "W1", "period": 1, "quantity": 2}],
+    }
+    scenario = write_scenario(tmp_path, tables, periods=2, solver={"time_limit": 5})
+    with pytest.raises(InfeasibleError):
+        run_scenario(scenario, None)
+    monkeypatch.setattr(strategy, "GROUP_PATH_LINE_LIMIT", 0)
+    with pytest.raises(NoSolutionError, match=r"breaks storage capacity: W1 in period 0 holds volume 8\.000"):
+        run_scenario(scenario, None)
 
 
 @pytest.mark.parametrize("seed", [0, 4])

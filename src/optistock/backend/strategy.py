@@ -606,10 +606,19 @@ class Optimiser:
     ) -> Outcome:
         """The outcome: the incumbent, its gap to the best proven bound (LP or MILP) and its status."""
         if self.incumbent is None:
-            raise NoSolutionError(
+            stopped = (
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "
-                f"(solver stopped: {result.termination}); raise solver.time_limit or --time-limit"
+                f"(solver stopped: {result.termination})"
             )
+            nothing = evaluate_plan(self.problem, *empty_plan())
+            if nothing.violations:  # what the search could not get past: say so, time may not help
+                shown = "; ".join(nothing.violations[:3])
+                more = f" (and {len(nothing.violations) - 3} more)" if len(nothing.violations) > 3 else ""
+                raise NoSolutionError(
+                    f"{stopped}: the plan that orders and ships nothing breaks {shown}{more}, and no plan "
+                    "tried avoided it; check that transfers can relieve it, or raise solver.time_limit"
+                )
+            raise NoSolutionError(f"{stopped}; raise solver.time_limit or --time-limit")
         bounds = [b for b in (lp_bound, result.best_bound, *self.proven_bounds) if b is not None]
         best_bound = max(bounds) if bounds else None
         gap = relative_gap(self.incumbent.total_cost, best_bound)
@@ -853,13 +862,9 @@ class Optimiser:
 
     def _offer_repaired(self, orders: pd.DataFrame, transfers: pd.DataFrame) -> PlanEvaluation:
         """A plan of the MILP that ships stock its warehouse does not have, with those transfers delayed
-        or cut (:func:`repair_plan`), offered in its place. Phantom stock (``models/core.md`` §8) hardly
-        ever pays: units shipped a period early from a stock that is not there cost that warehouse a
-        period of stock and of backorder, what the receiving warehouse saves by getting them a period
-        earlier, plus holding. So such plans tie with valid plans beside them, and the MILP's search
-        keeps whichever it found first; delaying the units by a period is that valid plan (on a 7-SKU
-        fuzz instance with most demand short, the repaired plan cost exactly what the MILP's did:
-        101,793.59 in 40 s, where the incumbent had been 105,537.10)."""
+        or cut (:func:`repair_plan`), offered in its place; the repaired plan (which may be invalid
+        where the repair failed). Such a plan mostly ties with the valid plan that ships the units a
+        period later, which is what the repair makes of it (``models/core.md`` §8)."""
         repaired = evaluate_plan(self.problem, *repair_plan(self.problem, orders, transfers))
         if not repaired.is_valid:
             logger.info("the MILP's plan overdraws stock, and repairing it gave no valid plan")
