@@ -18,7 +18,7 @@ from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, OverdrawWatch
 from optistock.errors import InfeasibleError
-from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
+from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan, extract_plan
 from optistock.postprocess.simulate import evaluate_plan
 from optistock.preprocess.data import load_problem
 
@@ -315,6 +315,7 @@ def test_the_milp_search_stops_only_where_phantom_stock_pays(
     watch = OverdrawWatch(optimiser, model, known=set())
     assert watch(value_of, objective) is stops
     assert watch.cells == ({("A", "W1", 0)} if stops else set())
+    assert watch.saw(*extract_plan(model, value_of)) is (ship_period == 1)  # not repaired again after
     assert optimiser.incumbent is not None
     # the repaired optimum, or (nothing repaired) still the empty plan: 10 short at W1 for 4 periods and
     # 50 at W2 for 2, at 100 a unit and period

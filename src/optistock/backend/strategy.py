@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import pyomo.environ as pyo
@@ -846,7 +847,7 @@ class Optimiser:
                 return result
             orders, transfers = extract_plan(model)
             candidate = evaluate_plan(self.problem, orders, transfers)
-            if not self._offer(candidate) and candidate.overdrawn:
+            if not self._offer(candidate) and candidate.overdrawn and not watch.saw(orders, transfers):
                 self._offer_repaired(orders, transfers)
             new_cells = sign_cells_needed(candidate.overdrawn, sign_cells) | watch.cells
             if not new_cells or self.remaining() <= 1.0:
@@ -1124,6 +1125,11 @@ class OverdrawWatch:
         self.model = model
         self.known = known
         self.cells: set[StockCell] = set()
+        self._repaired: set[tuple[tuple[Any, ...], ...]] = set()
+
+    def saw(self, orders: pd.DataFrame, transfers: pd.DataFrame) -> bool:
+        """Whether this plan was repaired here already (the search's last plan usually was)."""
+        return _plan_key(orders, transfers) in self._repaired
 
     def __call__(self, value_of: Callable[[pyo.Var], float], objective: float) -> bool:
         problem = self.optimiser.problem
@@ -1131,6 +1137,7 @@ class OverdrawWatch:
         needed = sign_cells_needed(evaluate_plan(problem, orders, transfers).overdrawn, self.known)
         if not needed:
             return False
+        self._repaired.add(_plan_key(orders, transfers))
         repaired = self.optimiser._offer_repaired(orders, transfers)
         allowed = objective + max(self.optimiser.settings.mip_gap, TIE) * abs(objective)
         if repaired.is_valid and repaired.total_cost <= allowed:
@@ -1138,6 +1145,11 @@ class OverdrawWatch:
         self.cells = needed
         logger.info("phantom stock pays in the MILP (%d cells): search stopped", len(needed))
         return True
+
+
+def _plan_key(orders: pd.DataFrame, transfers: pd.DataFrame) -> tuple[tuple[Any, ...], ...]:
+    """A plan's lines and transfers as one hashable value (both as :func:`extract_plan` orders them)."""
+    return (*orders.itertuples(index=False, name=None), (), *transfers.itertuples(index=False, name=None))
 
 
 def _highs_version() -> str:
