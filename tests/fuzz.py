@@ -4,16 +4,17 @@ Usage::
 
     python tests/fuzz.py --cases 40 [--first 0] [--path auto|decompose|arrays|groups] [--out DIR]
 
-Each case draws a synthetic instance (:func:`optistock.synthetic.generate_instance`) of 1-60 SKUs,
-1-4 warehouses, 1-5 suppliers and 2-16 periods, and at random cuts the budget (to 0, 5 % or 30 %), the
-suppliers' capacity (to 10 % or 50 %) or the warehouses' storage (to 5 % or 30 %), or empties the
-stock on hand; then solves it end to end (:func:`optistock.pipeline.run_scenario`) with a time limit of
-3-20 s and a ``mip_gap`` of 0, 1 % or 5 %. Every plan written must pass the independent check of
-``tests/independent_check.py`` at exactly its reported objective, with a bound no higher. A case of at
-most 3 SKUs is also solved with CP-SAT at a gap of 0: where both solvers prove optimality, their optima
-must agree. A case may end in "infeasible" (exit 3) only where the plan that does nothing breaks a hard
-rule (stock on hand beyond storage), and without a plan only on a forced path whose whole model is
-proven infeasible; never in an error.
+Each case draws a synthetic instance (:func:`optistock.synthetic.generate_instance`) of 1-60 SKUs, 1-4
+warehouses, 1-5 suppliers and 2-16 periods (every third case at most 3 SKUs, 2 warehouses, 3 suppliers
+and 6 periods), and at random cuts the budget (to 0, 5 % or 30 %), the suppliers' capacity (to 10 % or
+50 %) or the warehouses' storage (to 5 % or 30 %), or empties the stock on hand; then solves it end to
+end (:func:`optistock.pipeline.run_scenario`) with a time limit of 3, 8 or 15 s and a ``mip_gap`` of 0,
+1 % or 5 % (60 s and 0 for a case of at most 3 SKUs). Every plan written must pass the independent check
+of ``tests/independent_check.py`` at exactly its reported objective, with a bound no higher. A case of
+at most 3 SKUs is also solved with CP-SAT at a gap of 0: where both solvers prove optimality, their
+optima must agree. A case may end in "infeasible" (exit 3) only where the plan that does nothing breaks
+a hard rule (stock on hand beyond storage), and without a plan only on a forced path whose whole model
+is proven infeasible; never in an error.
 
 ``--path`` forces the solve path: ``decompose`` (Lagrangian bound and fix-and-optimize on the whole
 model), ``arrays`` (the LP from arrays, as for models of over 100,000 lines) or ``groups`` (no whole

@@ -611,12 +611,10 @@ class Optimiser:
                 f"no plan found within the time limit of {self.settings.time_limit:g} s "
                 f"(solver stopped: {result.termination})"
             )
-            nothing = evaluate_plan(self.problem, *empty_plan())
-            if nothing.violations:  # what the search could not get past: say so, time may not help
-                shown = "; ".join(nothing.violations[:3])
-                more = f" (and {len(nothing.violations) - 3} more)" if len(nothing.violations) > 3 else ""
+            broken = broken_by_doing_nothing(self.problem, shown=3)
+            if broken:  # what the search could not get past: say so, time may not help
                 raise NoSolutionError(
-                    f"{stopped}: the plan that orders and ships nothing breaks {shown}{more}, and no plan "
+                    f"{stopped}: the plan that orders and ships nothing breaks {broken}, and no plan "
                     "tried avoided it; check that transfers can relieve it, or raise solver.time_limit"
                 )
             raise NoSolutionError(f"{stopped}; raise solver.time_limit or --time-limit")
@@ -1253,18 +1251,21 @@ def _sku_order(problem: ProblemData) -> list[str]:
     return sorted(skus, key=lambda sku: (str(cheapest.get(sku, "")), sku))
 
 
+def broken_by_doing_nothing(problem: ProblemData, shown: int) -> str:
+    """The hard rules the plan that orders and ships nothing breaks (the fixed inputs alone: stock on
+    hand and open orders), the first ``shown`` of them; empty where it breaks none."""
+    violations = evaluate_plan(problem, *empty_plan()).violations
+    more = len(violations) - shown
+    return "; ".join(violations[:shown]) + (f" (and {more} more)" if more > 0 else "")
+
+
 def diagnose_infeasibility(problem: ProblemData) -> str:
     """Name the hard limits that the fixed inputs break, by re-simulating the plan that does nothing."""
-    orders, transfers = empty_plan()
-    fixed_only = evaluate_plan(problem, orders, transfers)
-    if fixed_only.violations:
-        shown = fixed_only.violations[:5]
-        more = len(fixed_only.violations) - len(shown)
-        suffix = f" (and {more} more)" if more else ""
+    broken = broken_by_doing_nothing(problem, shown=5)
+    if broken:
         return (
             "hard constraints cannot be met: stock on hand and open orders alone break "
-            + "; ".join(shown)
-            + suffix
+            + broken
             + " — no transfers or orders can avoid it"
         )
     return (
