@@ -247,3 +247,42 @@ def test_shipping_out_fills_the_roomiest_link_first_and_never_a_full_one(tmp_pat
     evaluation = evaluate_plan(problem, orders, shipped)
     assert [v for v in evaluation.violations if "W1 in period 0" in v]
     assert ship_out_excess(problem, evaluation.inventory, shipped) is None
+
+
+def test_full_warehouses_pass_their_excess_on_in_transit_until_demand_consumes_it(tmp_path: Path) -> None:
+    """W1 and W2 each hold 8 in a capacity of 5, linked both ways with a lead time of 1, and demand of 3
+    each comes only in period 2. Stock in transit takes no room, so the only valid plans keep at least
+    6 units in transit at the end of periods 0 and 1: W1 and W2 swap 3 in period 0, the 3 each receives
+    in period 1 fill it again, and they swap 3 more in period 1, which demand consumes in period 2.
+    Neither warehouse has room from period 1 on, so shipping only into room found nothing (found by
+    fuzzing: every warehouse full in the first periods, the rounded LP's transfers a fraction short, and
+    no start plan). The engine's plan must keep the same 6 units in transit."""
+    tables: dict[str, Any] = {
+        **BASE_TABLES,
+        "warehouses": [{"warehouse": "W1", "capacity": 5}, {"warehouse": "W2", "capacity": 5}],
+        "inventory": [
+            {"sku": "A", "warehouse": "W1", "on_hand": 8},
+            {"sku": "A", "warehouse": "W2", "on_hand": 8},
+        ],
+        "transfers": [
+            {"from_warehouse": a, "to_warehouse": b, "lead_time": 1, "cost_per_unit": 0.1}
+            for a, b in (("W1", "W2"), ("W2", "W1"))
+        ],
+        "demand": [{"sku": "A", "warehouse": w, "period": 2, "quantity": 3} for w in ("W1", "W2")],
+    }
+    problem = load_problem(write_scenario(tmp_path / "repair", tables, periods=3))
+    orders, transfers = pd.DataFrame(columns=ORDER_COLUMNS), pd.DataFrame(columns=TRANSFER_COLUMNS)
+    assert not evaluate_plan(problem, orders, transfers).is_valid
+    repaired_orders, repaired_transfers = repair_plan(problem, orders, transfers)
+    assert repaired_orders.empty
+    assert sorted(repaired_transfers[TRANSFER_COLUMNS].values.tolist()) == [
+        ["A", "W1", "W2", 0, 3],
+        ["A", "W1", "W2", 1, 3],
+        ["A", "W2", "W1", 0, 3],
+        ["A", "W2", "W1", 1, 3],
+    ]
+    assert evaluate_plan(problem, repaired_orders, repaired_transfers).is_valid
+
+    _, out, _ = solve(tmp_path / "engine", tables, periods=3)
+    shipped = transfers_of(out).groupby("ship_period")["quantity"].sum()
+    assert shipped.get(0, 0) >= 6 and shipped.get(1, 0) >= 6

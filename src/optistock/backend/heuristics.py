@@ -409,10 +409,14 @@ def ship_out_excess(
     In that period t the warehouse ships, from what it held at the end of t − 1 (its stock on hand in
     period 0) and does not ship already, the units of the bulkiest SKUs first, each rounded up to a whole
     unit, to the linked warehouse with the most room from their arrival to the end of the horizon (room
-    shared out as this pass fills it; arrivals after the horizon are not allowed). Perishable SKUs are not
-    transferred. ``None`` where no warehouse holds too much or none of it can be shipped; a warehouse
-    still over capacity, or one the shipped units now overfill, is mended by the next round of
-    :func:`repair_plan`."""
+    shared out as this pass fills it; arrivals after the horizon are not allowed). Where no linked
+    warehouse has such room, what is left goes on a link with a lead time, to the warehouse with the most
+    room in the arrival period even if it has none: the units are in transit at the end of t, so the
+    excess moves to a later period, where the next round ships it on or demand consumes it (found by
+    fuzzing: with every warehouse full in the first periods, only such a chain of transfers, as the LP's,
+    keeps stock on hand within storage). Perishable SKUs are not transferred. ``None`` where no warehouse
+    holds too much or none of it can be shipped; a warehouse still over capacity, or one the shipped units
+    now overfill, is mended by the next round of :func:`repair_plan`."""
     periods = problem.periods
     unit_volume = problem.skus["unit_volume"].astype(float)
     capacity = problem.warehouses["capacity"].astype(float)
@@ -449,10 +453,14 @@ def ship_out_excess(
             for destination, arrival in reachable
             if arrival <= periods - 1
         }
-        for (destination, arrival), space in sorted(spaces.items(), key=lambda item: -item[1]):
+        later = [link for link in spaces if link[1] > period]
+        onward = max(later, key=lambda link: (room_at(*link), spaces[link]), default=None)
+        tiers = sorted(spaces.items(), key=lambda item: -item[1])
+        for (destination, arrival), space in [*tiers, *([(onward, math.inf)] if onward else [])]:
             for sku in sorted(free.index, key=lambda i: -unit_volume[i]):
                 volume = float(unit_volume[sku])
-                units = min(math.ceil(to_clear / volume - 1e-9), int(free[sku]), int(space // volume))
+                fits = int(space // volume) if math.isfinite(space) else int(free[sku])
+                units = min(math.ceil(to_clear / volume - 1e-9), int(free[sku]), fits)
                 if units <= 0 or to_clear <= TOLERANCE:
                     continue
                 added.append((str(sku), warehouse, destination, period, units))
