@@ -453,10 +453,12 @@ def ship_out_excess(
             for destination, arrival in reachable
             if arrival <= periods - 1
         }
+        links = sorted(spaces.items(), key=lambda item: -item[1])  # lasting room, the most first
         later = [link for link in spaces if link[1] > period]
         onward = max(later, key=lambda link: (room_at(*link), spaces[link]), default=None)
-        tiers = sorted(spaces.items(), key=lambda item: -item[1])
-        for (destination, arrival), space in [*tiers, *([(onward, math.inf)] if onward else [])]:
+        if onward is not None:  # then the chain: whatever is left, room or not
+            links.append((onward, math.inf))
+        for (destination, arrival), space in links:
             for sku in sorted(free.index, key=lambda i: -unit_volume[i]):
                 volume = float(unit_volume[sku])
                 fits = int(space // volume) if math.isfinite(space) else int(free[sku])
