@@ -224,7 +224,8 @@ def test_repair_ships_out_stock_beyond_storage_that_no_cut_of_lines_can_mend(tmp
 
 def test_shipping_out_fills_the_roomiest_link_first_and_never_a_full_one(tmp_path: Path) -> None:
     """W1 holds 10 in a capacity of 2; W2 has room for 3 and W3 for 4, so 7 of the 8 too many can go,
-    4 to W3 first; W1 stays 1 over, and the next call finds no room left."""
+    4 to W3 first; W1 stays 1 over, and the next call finds no room left. The links have no lead time,
+    so nothing can wait in transit: the chain onward to a full warehouse is never tried on them."""
     tables: dict[str, Any] = {
         **BASE_TABLES,
         "warehouses": [
