@@ -34,7 +34,9 @@ from optistock.backend.decompose import (
     group_runner,
     group_sets,
     one_by_one,
+    plan_of,
     plan_without,
+    solve_group,
 )
 from optistock.backend.sets import build_sets
 from optistock.backend.strategy import Optimiser, estimated_lines
@@ -361,9 +363,13 @@ def test_fix_and_optimize_gap_starts_at_the_runs_gap_and_tightens_by_four(
     assert gaps == pytest.approx(expected, rel=1e-12, abs=0.0)
 
 
-def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fix_transfers_first", [False, True])
+def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(
+    tmp_path: Path, fix_transfers_first: bool
+) -> None:
     """A cycle that improves nothing at a loose sub-problem gap is followed by one at a tighter gap,
-    until ``FIX_AND_OPTIMIZE_MIN_GAP``; then fix-and-optimize stops."""
+    until ``FIX_AND_OPTIMIZE_MIN_GAP``; then fix-and-optimize stops. With ``fix_transfers_first`` the
+    first cycle's sub-problems, and only those, keep the incumbent's transfers."""
     run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
     problem = run.problem
     optimiser = Optimiser(
@@ -372,12 +378,52 @@ def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(tmp_pa
     optimiser.incumbent = run.evaluation
 
     echo = _StartEchoingRunner()
-    optimiser._improve_by_sku_groups(echo, None, until=time.perf_counter() + 600)
+    optimiser._improve_by_sku_groups(
+        echo, None, until=time.perf_counter() + 600, fix_transfers_first=fix_transfers_first
+    )
     gaps = [task.settings.mip_gap for task in echo.seen]
     per_cycle = sorted(set(gaps), reverse=True)
     assert per_cycle == pytest.approx([0.01, 0.0025, 0.000625, 0.00015625, 1e-4], rel=1e-12)
     assert echo.tasks == 5 * gaps.count(0.01) > 0  # every cycle passes over the same SKUs
+    assert [task.fix_transfers for task in echo.seen] == [fix_transfers_first and gap == 0.01 for gap in gaps]
     assert optimiser.incumbent is run.evaluation
+
+
+def _transfer_rows(transfers: pd.DataFrame) -> list[tuple[Any, ...]]:
+    shipped = transfers[transfers["quantity"] > 0]
+    return sorted(
+        shipped[["from_warehouse", "to_warehouse", "ship_period", "quantity"]].itertuples(index=False)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_sub_problem_with_fixed_transfers_keeps_them_and_its_start(tmp_path: Path, seed: int) -> None:
+    """``GroupTask.fix_transfers``: each SKU's sub-problem ships exactly the incumbent's transfers, and
+    its plan, merged into the incumbent, never costs more, although HiGHS may stop anywhere within a
+    gap of 50 %: the incumbent's own plan stays its MIP start (with Pyomo's ``fix`` on the transfers
+    HiGHS dropped the start and returned worse plans)."""
+    run = run_scenario(_write(tmp_path, seed, {"time_limit": 20}))
+    problem, incumbent = run.problem, run.evaluation
+    settings = problem.scenario.solver.model_copy(update={"threads": 1, "mip_gap": 0.5})
+    shipping = sorted(set(incumbent.transfers.loc[incumbent.transfers["quantity"] > 0, "sku"]))
+    assert shipping, "the instance should ship something between its warehouses"
+    for sku in shipping:
+        start = plan_of(incumbent, {sku})
+        task = GroupTask(
+            (sku,), group_sets(problem, incumbent, {sku}), start, settings, 10.0, fix_transfers=True
+        )
+        result = solve_group(problem, task)
+        assert result.orders is not None and result.transfers is not None
+        assert _transfer_rows(result.transfers) == _transfer_rows(start[1]), sku
+        others = incumbent.orders[incumbent.orders["sku"] != sku][ORDER_COLUMNS]
+        moved = incumbent.transfers[incumbent.transfers["sku"] != sku][TRANSFER_COLUMNS]
+        merged = evaluate_plan(
+            problem,
+            pd.concat([others, result.orders[ORDER_COLUMNS]], ignore_index=True),
+            pd.concat([moved, result.transfers[TRANSFER_COLUMNS]], ignore_index=True),
+        )
+        assert merged.is_valid, sku
+        assert merged.total_cost <= incumbent.total_cost + 1e-6, sku
 
 
 @pytest.mark.parametrize("seed", [0, 1])

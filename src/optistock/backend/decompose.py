@@ -76,6 +76,10 @@ class GroupTask:
     """Solve only the LP relaxation and round it into the plan (no MILP, no bound): the quick plan of a
     group left without time for its MILP (:func:`round_lp_quantities`; not yet checked against the shared
     limits)."""
+    fix_transfers: bool = False
+    """Keep the start's transfers (``start`` is then required): only the order lines are decided. The
+    warehouses of a SKU then interact only through the shared limits, and HiGHS solves a single SKU's
+    sub-problem several times faster (``models/core.md`` §9 step 4)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,11 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
         sum(1 for var in model.component_data_objects(pyo.Var) if not var.is_continuous()),
         model.nconstraints(),
     )
+    start = start_values(model, sets, *task.start) if task.start is not None else None
+    if start is not None and task.fix_transfers:
+        for var in model.transfer.values():  # bounds, not Pyomo's fix: HiGHS would then drop the start
+            var.setlb(start[var])
+            var.setub(start[var])
     session = HighsSession(model)
     if task.relaxed:
         built = time.perf_counter()
@@ -184,8 +193,8 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
             time.perf_counter() - built,
             size=size,
         )
-    if task.start is not None:
-        session.set_start(start_values(model, sets, *task.start))
+    if start is not None:
+        session.set_start(start)
     built = time.perf_counter()
     result = session.solve(task.settings, time_limit=task.time_limit)
     solved = time.perf_counter()
