@@ -77,9 +77,9 @@ class GroupTask:
     group left without time for its MILP (:func:`round_lp_quantities`; not yet checked against the shared
     limits)."""
     fix_transfers: bool = False
-    """Keep the start's transfers (``start`` is then required): only the order lines are decided. The
-    warehouses of a SKU then interact only through the shared limits, and HiGHS solves a single SKU's
-    sub-problem several times faster (``models/core.md`` §9 step 4)."""
+    """Keep the start's transfers (ignored without a ``start``): only the order lines are decided, and
+    a SKU's warehouses interact only through the shared limits. On M's SKUs HiGHS then finds several
+    times the gain a second, on L's less in the same time (``models/core.md`` §9 step 4)."""
 
 
 @dataclass(frozen=True)
