@@ -979,7 +979,7 @@ class Optimiser:
                 lp_bound,
                 limits,
                 merge_size,
-                fix_transfers_first and cycle == 0,
+                fix_transfers=fix_transfers_first and cycle == 0,
             )
             if solved.stopped is not None:
                 logger.info(
