@@ -38,14 +38,17 @@ from optistock.backend.decompose import (
     plan_without,
     solve_group,
 )
+from optistock.backend.heuristics import repair_plan, start_values
+from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
+from optistock.backend.solve import HighsSession, SolveStatus
 from optistock.backend.strategy import Optimiser, estimated_lines, plan_rows
 from optistock.cli import main
 from optistock.errors import InfeasibleError, NoSolutionError
 from optistock.pipeline import run_scenario
 from optistock.postprocess.extract import ORDER_COLUMNS, TRANSFER_COLUMNS, empty_plan
-from optistock.postprocess.simulate import cost_by_sku, evaluate_plan
-from optistock.preprocess.data import load_problem
+from optistock.postprocess.simulate import PlanEvaluation, cost_by_sku, evaluate_plan
+from optistock.preprocess.data import ProblemData, load_problem
 from optistock.synthetic import InstanceSize, generate_instance
 
 SIZE = InstanceSize(skus=10, warehouses=2, suppliers=2, periods=5)
@@ -363,13 +366,13 @@ def test_fix_and_optimize_gap_starts_at_the_runs_gap_and_tightens_by_four(
     assert gaps == pytest.approx(expected, rel=1e-12, abs=0.0)
 
 
-@pytest.mark.parametrize("fix_transfers_first", [False, True])
+@pytest.mark.parametrize("by_warehouse_first", [False, True])
 def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(
-    tmp_path: Path, fix_transfers_first: bool
+    tmp_path: Path, by_warehouse_first: bool
 ) -> None:
     """A cycle that improves nothing at a loose sub-problem gap is followed by one at a tighter gap,
-    until ``FIX_AND_OPTIMIZE_MIN_GAP``; then fix-and-optimize stops. With ``fix_transfers_first`` the
-    first cycle's sub-problems, and only those, keep the incumbent's transfers."""
+    until ``FIX_AND_OPTIMIZE_MIN_GAP``; then fix-and-optimize stops. With ``by_warehouse_first`` the
+    first cycle's sub-problems, and only those, decide one warehouse at a time."""
     run = run_scenario(_write(tmp_path, 0, {"time_limit": 20}))
     problem = run.problem
     optimiser = Optimiser(
@@ -379,22 +382,22 @@ def test_fix_and_optimize_tightens_the_sub_problem_gap_before_it_gives_up(
 
     echo = _StartEchoingRunner()
     optimiser._improve_by_sku_groups(
-        echo, None, until=time.perf_counter() + 600, fix_transfers_first=fix_transfers_first
+        echo, None, until=time.perf_counter() + 600, by_warehouse_first=by_warehouse_first
     )
     gaps = [task.settings.mip_gap for task in echo.seen]
     per_cycle = sorted(set(gaps), reverse=True)
     assert per_cycle == pytest.approx([0.01, 0.0025, 0.000625, 0.00015625, 1e-4], rel=1e-12)
     assert echo.tasks == 5 * gaps.count(0.01) > 0  # every cycle passes over the same SKUs
-    assert [task.fix_transfers for task in echo.seen] == [fix_transfers_first and gap == 0.01 for gap in gaps]
+    assert [task.by_warehouse for task in echo.seen] == [by_warehouse_first and gap == 0.01 for gap in gaps]
     assert optimiser.incumbent is run.evaluation
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_sub_problem_with_fixed_transfers_keeps_them_and_its_start(tmp_path: Path, seed: int) -> None:
-    """``GroupTask.fix_transfers``: each SKU's sub-problem ships exactly the incumbent's transfers, and
-    its plan, merged into the incumbent, never costs more, although HiGHS may stop anywhere within a
-    gap of 50 %: the incumbent's own plan stays its MIP start (with Pyomo's ``fix`` on the transfers
-    HiGHS dropped the start and returned worse plans)."""
+def test_a_sub_problem_by_warehouse_keeps_the_transfers_and_its_start(tmp_path: Path, seed: int) -> None:
+    """``GroupTask.by_warehouse``: each SKU's sub-problem ships exactly the incumbent's transfers, and
+    its plan, merged into the incumbent, is valid and never costs more, although HiGHS may stop anywhere
+    within a gap of 50 %: every step starts from the plan of the step before, which it keeps unless
+    it finds a cheaper one."""
     run = run_scenario(_write(tmp_path, seed, {"time_limit": 20}))
     problem, incumbent = run.problem, run.evaluation
     settings = problem.scenario.solver.model_copy(update={"threads": 1, "mip_gap": 0.5})
@@ -405,7 +408,7 @@ def test_a_sub_problem_with_fixed_transfers_keeps_them_and_its_start(tmp_path: P
     for sku in shipping:
         start = plan_of(incumbent, {sku})
         task = GroupTask(
-            (sku,), group_sets(problem, incumbent, {sku}), start, settings, 10.0, fix_transfers=True
+            (sku,), group_sets(problem, incumbent, {sku}), start, settings, 10.0, by_warehouse=True
         )
         result = solve_group(problem, task)
         assert result.orders is not None and result.transfers is not None
@@ -413,6 +416,59 @@ def test_a_sub_problem_with_fixed_transfers_keeps_them_and_its_start(tmp_path: P
         merged = evaluate_plan(problem, *optimiser._replacing({sku}, [result.orders], [result.transfers]))
         assert merged.is_valid, sku
         assert merged.total_cost <= incumbent.total_cost + 1e-6, sku
+        assert result.objective is not None and result.bound is None
+
+
+def _optimum_with_transfers_kept(problem: ProblemData, incumbent: PlanEvaluation, sku: str) -> float:
+    """The proven optimum of ``sku``'s sub-problem with the incumbent's transfers kept, all its
+    warehouses solved at once (the reference of :func:`solve_by_warehouse`)."""
+    sets = group_sets(problem, incumbent, {sku})
+    model = build_model(problem, sets)
+    start = start_values(model, sets, *plan_of(incumbent, {sku}))
+    for var in model.transfer.values():
+        var.setlb(start[var])
+        var.setub(start[var])
+    settings = problem.scenario.solver.model_copy(update={"threads": 1, "mip_gap": 0.0})
+    result = HighsSession(model).solve(settings, time_limit=60)
+    assert result.status is SolveStatus.OPTIMAL and result.objective is not None
+    return result.objective
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_one_pass_over_the_warehouses_reaches_the_optimum_with_the_transfers_kept(
+    tmp_path: Path, seed: int
+) -> None:
+    """With the transfers kept, a SKU's warehouses share only the budget and the supplier capacities.
+    Without either, one pass of ``solve_by_warehouse`` at a gap of 0 must end at the proven optimum of
+    the SKU's sub-problem solved whole with the same transfers, and ship exactly those transfers (a
+    differential test: a pass that skipped a warehouse, or kept a variable of the warehouse it decides,
+    ends above it; one that left the transfers free ships others). The start is the optimal plan's
+    transfers without any order line (repaired), so that most SKUs have something to gain."""
+    size = InstanceSize(skus=6, warehouses=3, suppliers=2, periods=10)
+    tables = {name: frame for name, frame in generate_instance(size, seed).items() if name != "budget"}
+    tables["suppliers"] = tables["suppliers"].assign(capacity=None)
+    run = run_scenario(write_scenario(tmp_path, tables, size.periods, {"time_limit": 5, "mip_gap": 0.01}))
+    problem = run.problem
+    no_orders = empty_plan()[0]
+    incumbent = evaluate_plan(problem, *repair_plan(problem, no_orders, run.evaluation.transfers))
+    assert incumbent.is_valid and len(incumbent.transfers) > 0
+    settings = problem.scenario.solver.model_copy(update={"threads": 1, "mip_gap": 0.0})
+    compared = improved = 0
+    for sku in map(str, problem.skus.index):
+        sets = group_sets(problem, incumbent, {sku})
+        if len({line[2] for line in sets.lines}) < 2:
+            continue
+        start = plan_of(incumbent, {sku})
+        task = GroupTask((sku,), sets, start, settings, 60.0, by_warehouse=True)
+        result = solve_group(problem, task)
+        assert result.objective == pytest.approx(
+            _optimum_with_transfers_kept(problem, incumbent, sku), rel=1e-7, abs=1e-6
+        ), sku
+        assert result.orders is not None and result.transfers is not None
+        assert plan_rows(result.orders, result.transfers)[1] == plan_rows(*start[:2])[1], sku
+        compared += 1
+        improved += len(result.orders) > 0
+    assert compared >= 2 and improved >= 2
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -311,12 +311,14 @@ class HighsSession:
         closed: Iterable[pyo.Var] = (),
         start: ComponentMap | None = None,
         mip_gap: float | None = None,
+        kept: Mapping[pyo.Var, float] | None = None,
     ) -> SolveResult:
         """Solve a variant of the loaded MILP on a copy of it, leaving the loaded model as it is.
 
         ``continuous`` variables lose their integrality (the variant is then a *relaxation*: its bound
-        is a lower bound on the MILP), ``closed`` variables are fixed to 0 (a *restriction*: its plans
-        are plans of the MILP). On success the model's variables hold the variant's best solution.
+        is a lower bound on the MILP), ``closed`` variables are fixed to 0 and ``kept`` ones to the
+        given values (a *restriction*: its plans are plans of the MILP). On success the model's
+        variables hold the variant's best solution.
         """
         started = time.perf_counter()
         _use_threads(settings.threads)
@@ -330,6 +332,9 @@ class HighsSession:
         for var in closed:
             column = self._column(var)
             lower[column], upper[column] = 0.0, 0.0
+        for var, value in (kept or {}).items():
+            column = self._column(var)
+            lower[column], upper[column] = value, value
         lp.col_lower_, lp.col_upper_ = lower, upper
         variant = quiet_highs()
         variant.setOptionValue("output_flag", logger.isEnabledFor(logging.DEBUG))

@@ -302,7 +302,7 @@ class Optimiser:
                     max([lp_bound or -math.inf, *self.proven_bounds]),
                     until=self.deadline - FULL_MILP_RESERVE,
                     priority=self._skus_by_own_gap(runner),
-                    fix_transfers_first=True,
+                    by_warehouse_first=True,
                 )
         result = self._solve_full(model, session, sets)
         logger.info(
@@ -382,6 +382,7 @@ class Optimiser:
                 merge_size=runner.slots * GROUP_PATH_BATCH,
                 shortest_first=True,
                 priority=self._skus_by_own_gap(runner),
+                by_warehouse_first=True,
             )
         rebuild_seconds = self.timings["build"] - build_before_solve
         self.timings["solve"] = time.perf_counter() - solve_started - rebuild_seconds
@@ -478,6 +479,7 @@ class Optimiser:
                     merge_size=runner.slots * GROUP_PATH_BATCH,
                     shortest_first=True,
                     priority=priority,
+                    by_warehouse_first=True,
                 )
         self.timings["solve"] = time.perf_counter() - solve_started - self.timings["build"]
         result = SolveResult(
@@ -935,7 +937,7 @@ class Optimiser:
         merge_size: int = 1,
         shortest_first: bool = False,
         priority: Mapping[str, float] | None = None,
-        fix_transfers_first: bool = False,
+        by_warehouse_first: bool = False,
     ) -> None:
         """Fix-and-optimize over groups of SKUs until no group improves at the tightest sub-problem gap
         (:func:`fix_and_optimize_gap`, tightened cycle by cycle) or the time share is spent.
@@ -947,10 +949,9 @@ class Optimiser:
         ``SUBPROBLEM_TIME_LIMIT``); then ``shortest_first`` takes the others in the
         order of the incumbent's shortage cost, highest first (where a cycle cannot cover every SKU, the
         SKUs with the most to gain come first); otherwise by main supplier.
-        With ``fix_transfers_first`` the first cycle's sub-problems keep the incumbent's transfers
-        (:attr:`~.decompose.GroupTask.fix_transfers`) and decide only the order lines: on 16 of M's
-        SKUs 3.7 times the gain a second of the free sub-problems, on 16 of L's 58 % of their gain in
-        the same time (``models/core.md`` §9 step 4).
+        With ``by_warehouse_first`` the first cycle's sub-problems keep the incumbent's transfers and
+        decide the order lines one warehouse at a time (:func:`~.decompose.solve_by_warehouse`): on 16
+        of L's SKUs 690 a second where the free sub-problems found 115 (``models/core.md`` §9 step 4).
         """
         assert self.incumbent is not None
         skus = _sku_order(self.problem)
@@ -979,7 +980,7 @@ class Optimiser:
                 lp_bound,
                 limits,
                 merge_size,
-                fix_transfers=fix_transfers_first and cycle == 0,
+                by_warehouse=by_warehouse_first and cycle == 0,
             )
             if solved.stopped is not None:
                 logger.info(
@@ -1014,7 +1015,7 @@ class Optimiser:
         lp_bound: float | None = None,
         limits: Mapping[str, float] | None = None,
         merge_size: int = 1,
-        fix_transfers: bool = False,
+        by_warehouse: bool = False,
     ) -> _Stream:
         """Solve the groups against the incumbent, each as soon as one of the runner's slots is free
         (:meth:`~.decompose.GroupRunner.solve_as_ready`), and merge their plans into it
@@ -1066,7 +1067,12 @@ class Optimiser:
                 unchanged[tuple(group)] = plan_rows(start[0], start[1])
                 limit = max((limits or {}).get(sku, SUBPROBLEM_TIME_LIMIT) for sku in group)
                 return GroupTask(
-                    tuple(group), sets, start, settings, min(limit, left), fix_transfers=fix_transfers
+                    tuple(group),
+                    sets,
+                    start,
+                    settings,
+                    min(limit, left),
+                    by_warehouse=by_warehouse,
                 )
             return None
 
