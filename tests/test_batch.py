@@ -63,6 +63,11 @@ def batch_cli(
     )
 
 
+def working_folders(root: Path) -> list[Path]:
+    """The batch working folders (tonight's tables and inputs) in ``root``."""
+    return [p for p in root.iterdir() if p.name.startswith(".work-")] if root.exists() else []
+
+
 def visible_runs(root: Path) -> list[str]:
     return (
         sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.name != "logs")
@@ -190,16 +195,21 @@ def test_a_batch_killed_before_its_commit_leaves_nothing_and_the_next_one_runs(
         (tmp_path / "refresh" / "demand.csv").read_text().replace("A,W1,2,30", "A,W1,2,35")
     )  # new demand tonight
 
+    assert working_folders(tmp_path / "out") == []  # last night's, deleted when it ended
     killed = batch_cli(config, env={KILL_AT_ENV: phase})
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert visible_runs(tmp_path / "out") == [previous]
     assert hash_folder(tmp_path / "out" / previous) == previous_hash
     assert store_state(config) == before  # no run, no proposal, the approval untouched
+    assert len(working_folders(tmp_path / "out")) == 1  # hidden, and left for the next batch
 
     after = batch_cli(config)
     assert after.returncode == 0, after.stderr[-2000:]
     assert len(visible_runs(tmp_path / "out")) == 2
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".partial")]
+    assert working_folders(tmp_path / "out") == []
+    messages = [json.loads(line)["message"] for line in after.stderr.splitlines()]
+    assert any(m.startswith("recovery: removed .work-") for m in messages)
     assert store_state(config)[0] == 2
 
 

@@ -77,6 +77,11 @@ MIN_SOLVE_SECONDS = 1.0
 PUBLISH_SECONDS = 3.0
 """Time kept for recording, committing and renaming after the marginal values (which may be skipped)."""
 PARTIAL_SUFFIX = ".partial"
+WORK_PREFIX = ".work-"
+"""A batch's private working folder (tonight's snapshot of the tables, the resolved inputs) is a hidden
+``OUTPUT_ROOT/.work-…`` folder, deleted when the batch ends; one left by a killed batch is deleted by the
+next one's recovery. (Until 2026-12-06 it lay in the system's temporary folder, where every killed batch
+left one behind.)"""
 
 
 @dataclass
@@ -155,7 +160,10 @@ def _run(
     try:
         with BatchLock(store):
             recover(loaded.output_root, store)
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="optistock-batch-")))
+            loaded.output_root.mkdir(parents=True, exist_ok=True)
+            work = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=loaded.output_root))
+            )
             outcome = _plan(loaded, store, started, end, force, work)
     finally:
         store.close()
@@ -370,8 +378,9 @@ def _fsync_folder(folder: Path) -> None:
 
 def recover(root: Path, store: Store) -> list[str]:
     """Finish or undo what a killed batch left in ``root``: a hidden ``.NAME.partial`` folder whose run
-    the store has committed is renamed to ``NAME``; any other is deleted, as are leftovers of atomic
-    writes of what-if folders. Returns what was done (also logged)."""
+    the store has committed is renamed to ``NAME``; any other is deleted, as are a batch's working
+    folders (``.work-…``) and leftovers of atomic writes of what-if folders. Returns what was done (also
+    logged). Runs under the batch lock, so no working folder deleted here belongs to a live batch."""
     checkpoint("recover")
     if not root.is_dir():
         return []
@@ -379,6 +388,10 @@ def recover(root: Path, store: Store) -> list[str]:
     with store.transaction() as session:
         committed = set(session.scalars(select(Run.output_dir)).all())
     for entry in sorted(root.iterdir()):
+        if entry.name.startswith(WORK_PREFIX) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            actions.append(f"removed {entry.name}: the working folder of a batch that was stopped")
+            continue
         if not (entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX) and entry.is_dir()):
             continue
         final = root / entry.name[1 : -len(PARTIAL_SUFFIX)]
