@@ -66,6 +66,23 @@ def test_restricted_milp_keeps_only_what_is_open(tmp_path: Path) -> None:
     assert evaluation.total_cost == pytest.approx(560.0)
 
 
+@pytest.mark.parametrize("variant", [False, True], ids=["solve", "solve_variant"])
+def test_extra_highs_options_apply_to_that_solve_only(tmp_path: Path, variant: bool) -> None:
+    """HiGHS's ``objective_bound`` of 64, below the hand-solved optimum of 65, leaves no plan to find;
+    the next solve, without it, finds 65 again (fix-and-optimize passes its own options this way)."""
+    problem = _load(FIXED_COST, 2, tmp_path)
+    session = HighsSession(build_model(problem, build_sets(problem)))
+
+    def solve(options: dict[str, float] | None) -> float | None:
+        if variant:
+            return session.solve_variant(SETTINGS, 20, options=options).objective
+        return session.solve(SETTINGS, options=options).objective
+
+    assert solve({"objective_bound": 64.0}) is None
+    assert solve(None) == pytest.approx(65.0)
+    assert solve({"objective_bound": 66.0}) == pytest.approx(65.0)
+
+
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_variants_bound_and_restrict_the_model(case: tuple[dict[str, Any], int]) -> None:

@@ -312,13 +312,14 @@ class HighsSession:
         start: ComponentMap | None = None,
         mip_gap: float | None = None,
         kept: Mapping[pyo.Var, float] | None = None,
+        options: Mapping[str, bool | int | float] | None = None,
     ) -> SolveResult:
         """Solve a variant of the loaded MILP on a copy of it, leaving the loaded model as it is.
 
         ``continuous`` variables lose their integrality (the variant is then a *relaxation*: its bound
         is a lower bound on the MILP), ``closed`` variables are fixed to 0 and ``kept`` ones to the
-        given values (a *restriction*: its plans are plans of the MILP). On success the model's
-        variables hold the variant's best solution.
+        given values (a *restriction*: its plans are plans of the MILP). ``options``: more HiGHS
+        options for this solve. On success the model's variables hold the variant's best solution.
         """
         started = time.perf_counter()
         _use_threads(settings.threads)
@@ -346,6 +347,7 @@ class HighsSession:
             "random_seed": settings.seed,
             "mip_feasibility_tolerance": 1e-7,
             "primal_feasibility_tolerance": 1e-8,
+            **(options or {}),
         }.items():
             variant.setOptionValue(option, value)
         if start is not None:
@@ -367,13 +369,17 @@ class HighsSession:
         return result
 
     def solve(
-        self, settings: SolverSettings, time_limit: float | None = None, stop_if: PlanCheck | None = None
+        self,
+        settings: SolverSettings,
+        time_limit: float | None = None,
+        stop_if: PlanCheck | None = None,
+        options: Mapping[str, bool | int | float] | None = None,
     ) -> SolveResult:
         """Solve under ``settings``; on success the model's variables hold the best plan found.
 
         ``stop_if`` sees every better plan the search finds and may stop the search early; the result
         is then that of an interrupted search (termination "interrupted"): the best plan so far and the
-        bound proven so far."""
+        bound proven so far. ``options``: more HiGHS options for this solve only."""
         started = time.perf_counter()
         _use_threads(settings.threads)
 
@@ -388,9 +394,12 @@ class HighsSession:
             interrupt.subscribe(on_tick)
         pyomo_highs_log = logging.getLogger("pyomo.contrib.solver.solvers.highs")
         pyomo_highs_log.addFilter(_interrupt_expected)
+        before = {option: self._highs.getOptionValue(option)[1] for option in options or {}}
         try:
-            results = self._solve(settings, time_limit)
+            results = self._solve(settings, time_limit, options or {})
         finally:
+            for option, value in before.items():  # Pyomo's persistent HiGHS would keep them
+                self._highs.setOptionValue(option, value)
             pyomo_highs_log.removeFilter(_interrupt_expected)
             for on_better_plan, on_tick in listeners:
                 improving.unsubscribe(on_better_plan)
@@ -400,7 +409,9 @@ class HighsSession:
             return replace(result, termination="interrupted")
         return result
 
-    def _solve(self, settings: SolverSettings, time_limit: float | None) -> Any:
+    def _solve(
+        self, settings: SolverSettings, time_limit: float | None, options: Mapping[str, bool | int | float]
+    ) -> Any:
         return self.solver.solve(
             self.model,
             time_limit=time_limit if time_limit is not None else settings.time_limit,
@@ -413,6 +424,7 @@ class HighsSession:
                 "random_seed": settings.seed,
                 "mip_feasibility_tolerance": 1e-7,
                 "primal_feasibility_tolerance": 1e-8,
+                **options,
             },
         )
 
