@@ -42,7 +42,7 @@ from optistock.backend import arrays
 from optistock.backend.heuristics import round_lp_plan, start_values
 from optistock.backend.model import build_model
 from optistock.backend.sets import ModelSets, PlanTotals, build_sets, restrict_to_residual
-from optistock.backend.solve import HighsSession, SolveStatus
+from optistock.backend.solve import HighsOptions, HighsSession, SolveStatus
 from optistock.errors import InputError
 from optistock.postprocess.extract import empty_plan, extract_plan
 from optistock.postprocess.simulate import PlanEvaluation
@@ -55,7 +55,7 @@ LP_FALLBACK_TIME_LIMIT = 5.0
 """Seconds for a group's LP relaxation when its MILP found no plan in time (it takes milliseconds)."""
 SCHEDULER_TIMEOUT = "10s"
 """How long to wait for the Dask scheduler given by ``solver.scheduler`` to answer."""
-FIX_AND_OPTIMIZE_HIGHS_OPTIONS: dict[str, bool | int | float] = {"mip_allow_restart": False}
+FIX_AND_OPTIMIZE_HIGHS_OPTIONS: HighsOptions = {"mip_allow_restart": False}
 """HiGHS options of fix-and-optimize's sub-problems (a group's MILP from a start, whole or
 :func:`solve_by_warehouse`'s steps). They are small after presolve (about 300 rows and columns for one
 SKU of L by warehouse, 300-700 variables for one SKU of M), and HiGHS's restart (a second presolve once

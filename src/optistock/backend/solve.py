@@ -161,6 +161,10 @@ class SolverProgress:
             self._log("searching", event)
 
 
+HighsOptions = Mapping[str, bool | int | float]
+"""HiGHS options by name, for one solve (:meth:`HighsSession.solve`, :meth:`HighsSession.solve_variant`)."""
+
+
 PlanCheck = Callable[[Callable[[pyo.Var], float], float], bool]
 """Looks at a plan the MILP search has just found, given as a function from a model variable to its value
 in that plan, and at its objective; ``True`` stops the search (:meth:`HighsSession.solve`)."""
@@ -312,7 +316,7 @@ class HighsSession:
         start: ComponentMap | None = None,
         mip_gap: float | None = None,
         kept: Mapping[pyo.Var, float] | None = None,
-        options: Mapping[str, bool | int | float] | None = None,
+        options: HighsOptions | None = None,
     ) -> SolveResult:
         """Solve a variant of the loaded MILP on a copy of it, leaving the loaded model as it is.
 
@@ -373,7 +377,7 @@ class HighsSession:
         settings: SolverSettings,
         time_limit: float | None = None,
         stop_if: PlanCheck | None = None,
-        options: Mapping[str, bool | int | float] | None = None,
+        options: HighsOptions | None = None,
     ) -> SolveResult:
         """Solve under ``settings``; on success the model's variables hold the best plan found.
 
@@ -409,9 +413,7 @@ class HighsSession:
             return replace(result, termination="interrupted")
         return result
 
-    def _solve(
-        self, settings: SolverSettings, time_limit: float | None, options: Mapping[str, bool | int | float]
-    ) -> Any:
+    def _solve(self, settings: SolverSettings, time_limit: float | None, options: HighsOptions) -> Any:
         return self.solver.solve(
             self.model,
             time_limit=time_limit if time_limit is not None else settings.time_limit,
