@@ -197,7 +197,7 @@ def solve_group(problem: ProblemData, task: GroupTask) -> GroupResult:
         if relaxation.objective is not None:
             packs = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "packs"}
             moved = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
-            plan = round_lp_plan(sets, packs, moved)
+            plan = round_lp_plan(problem, sets, packs, moved)
         return GroupResult(
             task.members,
             plan[0] if plan is not None else None,
@@ -317,7 +317,7 @@ def _solve_group_from_arrays(
     size = (model.num_cols, model.num_integer, model.num_rows)
     built = time.perf_counter()
     if task.rounded:
-        rounded = _rounded_lp_plan(model, sets, task.settings.threads)
+        rounded = _rounded_lp_plan(problem, model, sets, task.settings.threads)
         orders, transfers = rounded if rounded is not None else (None, None)
         return GroupResult(
             task.members, orders, transfers, built - started, time.perf_counter() - built, size=size
@@ -334,7 +334,7 @@ def _solve_group_from_arrays(
         task.time_limit, task.settings.threads, task.settings.mip_gap, seed=task.settings.seed
     )
     if result.objective is None:  # no plan in time: the LP relaxation's, rounded (repaired when merged)
-        rounded = _rounded_lp_plan(model, sets, task.settings.threads)
+        rounded = _rounded_lp_plan(problem, model, sets, task.settings.threads)
         solved = time.perf_counter()
         orders, transfers = rounded if rounded is not None else (None, None)
         return GroupResult(
@@ -361,7 +361,7 @@ def _solve_group_from_arrays(
 
 
 def _rounded_lp_plan(
-    model: arrays.ArrayModel, sets: ModelSets, threads: int
+    problem: ProblemData, model: arrays.ArrayModel, sets: ModelSets, threads: int
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The LP relaxation's quantities rounded into whole lines that respect MOQs and packs, and its
     transfers rounded down (:func:`round_lp_quantities`); not yet checked against the shared limits."""
@@ -370,7 +370,7 @@ def _rounded_lp_plan(
         return None
     packs = dict(zip(model["packs"].keys, model.values("packs", values).tolist(), strict=True))
     moved = dict(zip(model["transfer"].keys, model.values("transfer", values).tolist(), strict=True))
-    return round_lp_plan(sets, packs, moved)
+    return round_lp_plan(problem, sets, packs, moved)
 
 
 def plan_without(incumbent: PlanEvaluation, members: set[str], inventory: bool = True) -> PlanEvaluation:

@@ -743,7 +743,8 @@ class Optimiser:
         """Round an LP solution into a valid plan (see :mod:`.heuristics`) and keep it if it is better."""
         lp_packs = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "packs"}
         lp_transfer = {key[1:]: value for key, value in relaxation.values.items() if key[0] == "transfer"}
-        orders, transfers = repair_plan(self.problem, *round_lp_plan(sets, lp_packs, lp_transfer))
+        rounded = round_lp_plan(self.problem, sets, lp_packs, lp_transfer)
+        orders, transfers = repair_plan(self.problem, *rounded)
         self._offer(evaluate_plan(self.problem, orders, transfers))
 
     def _slope_scaling(
