@@ -1,9 +1,9 @@
-"""Rounding an LP solution into whole order lines (``optistock.backend.heuristics.round_lp_quantities``).
+"""Rounding an LP solution into whole order lines and transfers (``optistock.backend.heuristics``).
 
 The rule orders where the units short until the next order would cost more than the units bought ahead
 of the LP (:func:`~optistock.backend.heuristics.worth_ordering`). Checked by hand on the rule itself and
 on one SKU whose LP buys one unit a period under an MOQ of four, and against the re-simulation of the
-rounded plan."""
+rounded plan; transfers by hand on their cumulative shipments."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import BASE_TABLES, write_scenario
 
-from optistock.backend.heuristics import round_lp_quantities, unit_costs, worth_ordering
+from optistock.backend.heuristics import round_lp_quantities, round_lp_transfers, unit_costs, worth_ordering
 from optistock.backend.sets import build_sets
 from optistock.postprocess.simulate import evaluate_plan
 from optistock.preprocess.data import load_problem
@@ -95,3 +95,17 @@ def test_a_sliver_the_lp_buys_at_the_end_is_left_short_when_shortage_is_cheap(tm
     lp = {0: 4.0, 7: 0.5}
     assert _rounded(_one_sku(tmp_path / "cheap", 1.0), lp) == [(0, 4)]
     assert _rounded(_one_sku(tmp_path / "dear", 100.0), lp) == [(0, 4), (7, 4)]
+
+
+def test_transfers_are_rounded_on_their_cumulative_shipments() -> None:
+    """The LP ships 0.4 a period on one link for five periods (2 in all): cumulative 0.4, 0.8, 1.2, 1.6
+    and 2.0, rounded up 1, 1, 2, 2, 2: one unit in period 0 and one in period 2, never behind the LP.
+    Rounding each transfer down shipped nothing. Another link's 2.5 in period 1 ships 3."""
+    lp = {("A", "W1", "W2", t): 0.4 for t in range(5)}
+    lp[("A", "W2", "W1", 1)] = 2.5
+    rounded = round_lp_transfers(lp)
+    assert sorted(rounded.itertuples(index=False, name=None)) == [
+        ("A", "W1", "W2", 0, 1),
+        ("A", "W1", "W2", 2, 1),
+        ("A", "W2", "W1", 1, 3),
+    ]

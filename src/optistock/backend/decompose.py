@@ -364,7 +364,7 @@ def _rounded_lp_plan(
     problem: ProblemData, model: arrays.ArrayModel, sets: ModelSets, threads: int
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The LP relaxation's quantities rounded into whole lines that respect MOQs and packs, and its
-    transfers rounded down (:func:`round_lp_quantities`); not yet checked against the shared limits."""
+    transfers rounded (:func:`round_lp_plan`); not yet checked against the shared limits."""
     status, _, values = model.solve_lp(LP_FALLBACK_TIME_LIMIT, threads)
     if status is not SolveStatus.OPTIMAL or not len(values):
         return None

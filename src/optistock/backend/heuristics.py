@@ -121,8 +121,24 @@ def worth_ordering(
 
 
 def round_lp_transfers(lp_transfer: dict[tuple, float]) -> pd.DataFrame:
-    """Whole transfers from LP ones, rounded down (transfers have no fixed cost, MOQ or pack)."""
-    rows = [(*key, int(quantity + 1e-6)) for key, quantity in lp_transfer.items() if quantity + 1e-6 >= 1]
+    """Whole transfers from LP ones (transfers have no fixed cost, MOQ or pack): on each link of each
+    SKU, what has been shipped by each period is the LP's cumulative shipments rounded up, so the
+    receiving warehouse is never a unit behind the LP's, and the sender gives less than one unit more
+    over the horizon. Rounding each transfer down instead lost up to a unit per transfer, short at
+    the warehouse the LP meant it for (``models/core.md`` §9 step 2)."""
+    by_link: dict[tuple[str, str, str], list[tuple[int, float]]] = defaultdict(list)
+    for (sku, source, target, period), quantity in lp_transfer.items():
+        by_link[(sku, source, target)].append((int(period), max(float(quantity), 0.0)))
+    rows = []
+    for (sku, source, target), shipments in sorted(by_link.items()):
+        cumulative = 0.0
+        shipped = 0
+        for period, quantity in sorted(shipments):
+            cumulative += quantity
+            whole = math.ceil(cumulative - ROUNDING_TOLERANCE) - shipped
+            if whole >= 1:
+                rows.append((sku, source, target, period, whole))
+                shipped += whole
     return pd.DataFrame(rows, columns=["sku", "from_warehouse", "to_warehouse", "ship_period", "quantity"])
 
 
@@ -466,7 +482,7 @@ def ship_out_excess(
 ) -> pd.DataFrame | None:
     """``transfers`` plus what brings each warehouse back within its storage capacity in the first
     period it holds too much, where cutting order lines cannot (stock on hand at the start beyond the
-    capacity, or a transfer rounded down from the LP's that leaves a fraction of a unit too much).
+    capacity, or a rounded transfer of the LP's that leaves a fraction of a unit too much).
 
     In that period t the warehouse ships, from what it held at the end of t − 1 (its stock on hand in
     period 0) and does not ship already, the units of the bulkiest SKUs first, each rounded up to a whole
