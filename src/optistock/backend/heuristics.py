@@ -33,7 +33,7 @@ ROUNDING_TOLERANCE = 1e-6
 
 
 def round_lp_quantities(
-    sets: ModelSets, lp_quantity: dict[tuple, float], unit_costs: Mapping[str, tuple[float, float]]
+    sets: ModelSets, lp_quantity: dict[tuple, float], sku_costs: Mapping[str, tuple[float, float]]
 ) -> pd.DataFrame:
     """Whole, MOQ- and pack-respecting order lines that track the LP's cumulative arrivals.
 
@@ -45,11 +45,11 @@ def round_lp_quantities(
     plus buying those the LP never buys in the rest of the horizon. Rounding cumulative sums rather
     than single lines keeps the total bought, and so the service level, close to the LP's.
 
-    ``unit_costs`` maps each SKU to its (holding, shortage) cost per unit and period. The rule that
-    came before, an order only once ``behind`` reached half the smallest allowed quantity, left the
-    plan short wherever the LP bought a little each period (shortage costs about a hundred times
-    holding in the benchmarks): on L (seed 0) its start plan cost 48.75 M, this rule's 47.20 M
-    (``models/core.md`` §9).
+    ``sku_costs`` maps each SKU to its (holding, shortage) cost per unit and period
+    (:func:`unit_costs`). The rule that came before, an order only once ``behind`` reached half the
+    smallest allowed quantity, left the plan short wherever the LP bought a little each period
+    (shortage costs about a hundred times holding in the benchmarks): on L (seed 0) its start plan
+    cost 48.75 M, this rule's 47.20 M (``models/core.md`` §9).
     """
     arriving: dict[tuple[str, str, int], list[tuple]] = {}
     total: dict[tuple[str, str], float] = defaultdict(float)
@@ -62,7 +62,7 @@ def round_lp_quantities(
     horizon_end = max([cell[2] for cell in sets.stock_cells] + [last_period])
     rows = []
     for sku, warehouse in pairs:
-        holding, shortage = unit_costs[sku]
+        holding, shortage = sku_costs[sku]
         cumulative_lp = 0.0
         ordered = 0
         for period in range(last_period + 1):
