@@ -69,7 +69,8 @@ def _one_sku(folder: Path, shortage_cost: float) -> Path:
     return write_scenario(folder, tables, PERIODS)
 
 
-def _rounded(scenario: Path, lp: dict[int, float]) -> list[tuple[int, int]]:
+def _rounded(scenario: Path, lp: dict[int, float]) -> tuple[list[tuple[int, int]], float]:
+    """The rounded orders (period, quantity) and the backorders of the re-simulated plan, summed."""
     problem = load_problem(scenario)
     sets = build_sets(problem)
     lp_quantity = {("S1", "A", "W1", t): lp.get(t, 0.0) for t in range(PERIODS)}
@@ -77,7 +78,8 @@ def _rounded(scenario: Path, lp: dict[int, float]) -> list[tuple[int, int]]:
     orders = round_lp_quantities(sets, lp_quantity, unit_costs(problem, ["A"]))
     evaluation = evaluate_plan(problem, orders, pd.DataFrame(columns=TRANSFER_COLUMNS))
     assert evaluation.is_valid
-    return sorted(zip(orders["order_period"].astype(int), orders["quantity"].astype(int), strict=True))
+    rounded = sorted(zip(orders["order_period"].astype(int), orders["quantity"].astype(int), strict=True))
+    return rounded, float(evaluation.inventory["backorder"].sum())
 
 
 def test_an_lp_buying_one_unit_a_period_is_rounded_to_moq_orders_never_behind(tmp_path: Path) -> None:
@@ -85,7 +87,7 @@ def test_an_lp_buying_one_unit_a_period_is_rounded_to_moq_orders_never_behind(tm
     for a period costs more than holding three units ahead, so rounding orders the MOQ of 4 in periods
     0 and 4, as soon as it falls behind; the plan is never short. (The rule before waited until it was
     two units behind: orders in periods 1 and 5, a unit short in periods 0 and 4.)"""
-    assert _rounded(_one_sku(tmp_path, 100.0), dict.fromkeys(range(PERIODS), 1.0)) == [(0, 4), (4, 4)]
+    assert _rounded(_one_sku(tmp_path, 100.0), dict.fromkeys(range(PERIODS), 1.0)) == ([(0, 4), (4, 4)], 0.0)
 
 
 def test_a_sliver_the_lp_buys_at_the_end_is_left_short_when_shortage_is_cheap(tmp_path: Path) -> None:
@@ -93,8 +95,9 @@ def test_a_sliver_the_lp_buys_at_the_end_is_left_short_when_shortage_is_cheap(tm
     unit costs 3.5 × (10 + 1) = 38.5 in units never used; half a unit short for that one period costs
     0.5 × 1 at a shortage cost of 1 (not ordered), 0.5 × 100 at 100 (ordered)."""
     lp = {0: 4.0, 7: 0.5}
-    assert _rounded(_one_sku(tmp_path / "cheap", 1.0), lp) == [(0, 4)]
-    assert _rounded(_one_sku(tmp_path / "dear", 100.0), lp) == [(0, 4), (7, 4)]
+    # backorders at the ends of periods 4 to 7: 1, 2, 3, 4 unserved; with the order arriving in 7, 0 then
+    assert _rounded(_one_sku(tmp_path / "cheap", 1.0), lp) == ([(0, 4)], 1.0 + 2.0 + 3.0 + 4.0)
+    assert _rounded(_one_sku(tmp_path / "dear", 100.0), lp) == ([(0, 4), (7, 4)], 1.0 + 2.0 + 3.0 + 0.0)
 
 
 def test_transfers_are_rounded_on_their_cumulative_shipments() -> None:
