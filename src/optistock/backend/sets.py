@@ -244,28 +244,37 @@ def build_sets(
     needs = warehouse_needs(problem)
     suppliers = problem.suppliers
     lanes_by_supplier: dict[str, list[tuple[str, int, float]]] = {}
-    for lane_key, lane in problem.lanes.iterrows():
-        supplier, warehouse = cast(tuple[str, str], lane_key)
-        lanes_by_supplier.setdefault(str(supplier), []).append(
-            (str(warehouse), int(lane["transit_time"]), float(lane["cost_per_unit"]))
-        )
+    # columns as lists, not iterrows: a group sub-problem is built from the whole problem's lanes and
+    # links, and a pandas row per lane, link or line took half of an XL group's build
+    lanes = problem.lanes
+    for (supplier, warehouse), transit, lane_cost in zip(
+        lanes.index, lanes["transit_time"].tolist(), lanes["cost_per_unit"].tolist(), strict=True
+    ):
+        lane = (str(warehouse), int(transit), float(lane_cost))
+        lanes_by_supplier.setdefault(str(supplier), []).append(lane)
 
     lines: dict[Line, LineData] = {}
-    for offer_key, offer in problem.offers.iterrows():
-        supplier, sku = cast(tuple[str, str], offer_key)
+    offers = problem.offers
+    for (supplier, sku), pack, moq, lead, unit_price in zip(
+        offers.index,
+        offers["order_multiple"].astype(int).tolist(),
+        offers["moq"].astype(int).tolist(),
+        offers["lead_time"].astype(int).tolist(),
+        offers["unit_price"].astype(float).tolist(),
+        strict=True,
+    ):
         if sku not in demanded or not in_scope(sku) or problem.sourcing.is_off(supplier, sku):
             continue
-        pack, moq, lead = int(offer["order_multiple"]), int(offer["moq"]), int(offer["lead_time"])
         schedule = problem.price_schedule(supplier, sku)
         lowest_price = min(price for _, price in schedule)
-        supplier_row = cast(pd.Series, suppliers.loc[supplier])  # one row: the index is unique
+        min_order_value = float(cast(float, suppliers.at[supplier, "min_order_value"]))  # unique index
         for warehouse, transit, lane_cost in lanes_by_supplier.get(supplier, []):
             uncapped = line_quantity_bound(
                 needs.get((sku, warehouse), 0.0),
                 moq,
                 pack,
                 schedule[-1][0],
-                float(supplier_row["min_order_value"]),
+                min_order_value,
                 lowest_price,
                 math.nan,
             )
@@ -295,7 +304,7 @@ def build_sets(
                     pack,
                     moq,
                     bound,
-                    float(offer["unit_price"]),
+                    unit_price,
                     lane_cost,
                     segments,
                 )
@@ -317,9 +326,8 @@ def build_sets(
 
     stocked = {i for i in demanded if in_scope(i)} | {i for i, _ in on_hand} | {i for i, _, _ in receipts}
     transfer_arcs: dict[TransferArc, int] = {}
-    for link_key, link in problem.transfer_links.iterrows():
-        origin, destination = cast(tuple[str, str], link_key)
-        lead = int(link["lead_time"])
+    links = problem.transfer_links
+    for (origin, destination), lead in zip(links.index, links["lead_time"].astype(int).tolist(), strict=True):
         for sku in sorted(stocked - set(problem.shelf_life)):  # perishable SKUs are not transferred
             for ship_period in range(periods - lead):
                 transfer_arcs[(sku, str(origin), str(destination), ship_period)] = ship_period + lead
