@@ -317,6 +317,29 @@ def test_limit_shares_add_up_to_one_per_limit(tmp_path: Path) -> None:
     assert all(v >= 0 for v in [*shares.value.values(), *shares.units.values(), *shares.volume.values()])
 
 
+def test_group_shares_add_up_their_skus_shares(tmp_path: Path) -> None:
+    """A group's share of each supplier's capacity and warehouse's storage is the sum of its SKUs'
+    (looked up by SKU, not searched for); groups that split the SKUs split every share."""
+    problem = _load_synthetic_instance(tmp_path, seed=4)
+    shares = lagrangian.limit_shares(problem)
+    skus = sorted({sku for _, sku in shares.units} | {sku for _, sku in shares.volume})
+    groups = [skus[n : n + 3] for n in range(0, len(skus), 3)]
+    for group in groups:
+        own = shares.for_group(group)
+        for supplier in {s for s, _ in shares.units}:
+            expected = sum(v for (s, sku), v in shares.units.items() if s == supplier and sku in group)
+            assert own.capacity.get(supplier, 0.0) == pytest.approx(expected, abs=1e-12)
+        for warehouse in {w for w, _ in shares.volume}:
+            expected = sum(v for (w, sku), v in shares.volume.items() if w == warehouse and sku in group)
+            assert own.storage.get(warehouse, 0.0) == pytest.approx(expected, abs=1e-12)
+        assert own.budget == pytest.approx(sum(shares.value.get(sku, 0.0) for sku in group))
+    together = [shares.for_group(group) for group in groups]
+    for supplier in {s for s, _ in shares.units}:
+        assert sum(g.capacity.get(supplier, 0.0) for g in together) == pytest.approx(1.0)
+    for warehouse in {w for w, _ in shares.volume}:
+        assert sum(g.storage.get(warehouse, 0.0) for g in together) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_fair_share_plans_solved_apart_fit_the_shared_limits_together(tmp_path: Path, seed: int) -> None:
     """Each group plans under its share of the budget and of every supplier's capacity, with every

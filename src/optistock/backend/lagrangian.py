@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import pandas as pd
@@ -393,16 +393,27 @@ class LimitShares:
 
     def for_group(self, members: Collection[str]) -> GroupShares:
         """The shares of a group: its SKUs' shares added up, the same in every period."""
-        own = set(members)
+        own = sorted(set(members))
         capacity: dict[str, float] = defaultdict(float)
-        for (supplier, sku), share in self.units.items():
-            if sku in own:
-                capacity[supplier] += share
         storage: dict[str, float] = defaultdict(float)
-        for (warehouse, sku), share in self.volume.items():
-            if sku in own:
+        for sku in own:
+            by_supplier, by_warehouse = self._by_sku.get(sku, ([], []))
+            for supplier, share in by_supplier:
+                capacity[supplier] += share
+            for warehouse, share in by_warehouse:
                 storage[warehouse] += share
         return GroupShares(sum(self.value.get(sku, 0.0) for sku in own), dict(capacity), dict(storage))
+
+    @cached_property
+    def _by_sku(self) -> dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
+        """Each SKU's (supplier, share) and (warehouse, share) pairs: a group's shares are looked up, not
+        searched for in every SKU's (on XL, 37 ms a group, 185 s for its 5,000 groups)."""
+        by_sku: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
+        for (supplier, sku), share in self.units.items():
+            by_sku.setdefault(sku, ([], []))[0].append((supplier, share))
+        for (warehouse, sku), share in self.volume.items():
+            by_sku.setdefault(sku, ([], []))[1].append((warehouse, share))
+        return by_sku
 
 
 @dataclass(frozen=True)
@@ -631,9 +642,10 @@ def fair_share_group_sets(
     group keeps room for its own stock on hand and open orders; the repair step settles the rest).
     Unlike the bound's, this is a restriction, not a relaxation: its optimum bounds nothing."""
     sets = priced_group_sets(problem, members, prices)
-    minimum = problem.suppliers["min_order_value"].fillna(0.0)
+    minimum_items = problem.suppliers["min_order_value"].fillna(0.0).items()
+    minimum = {str(supplier): float(value) for supplier, value in minimum_items}
     for po in sets.purchase_orders:
-        sets.min_order_value[po] = float(minimum[po[0]])
+        sets.min_order_value[po] = minimum[po[0]]
     for t in sets.budget:
         sets.budget[t] *= shares.of_budget(t)
     for supplier, t in sets.supplier_capacity:
