@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from test_properties import SOLVER, instances
 
 from optistock.backend import decompose, lagrangian
-from optistock.backend.decompose import GroupResult, GroupTask, InProcessRunner
+from optistock.backend.decompose import GroupResult, GroupTask, InProcessRunner, one_by_one
 from optistock.backend.model import build_model
 from optistock.backend.sets import build_sets
 from optistock.backend.solve import HighsSession
@@ -593,8 +593,13 @@ class _TimedRunner:
             self.solved += 1
         return results
 
+    def solve_as_ready(
+        self, next_task: Callable[[], GroupTask | None], ahead: int = 0
+    ) -> Iterator[GroupResult]:
+        return one_by_one(self, next_task)
 
-def test_a_one_off_start_on_each_worker_does_not_stop_the_batches(tmp_path: Path) -> None:
+
+def test_a_one_off_start_on_each_worker_does_not_stop_the_groups(tmp_path: Path) -> None:
     """5,000 groups of 0.05 s each (their solves take no time) on two slots need 125 s; with 1,000 s
     left they all go, though each slot's first group took 60 s (by the mean, 15 s a group: 37,500 s)."""
     sets = build_sets(_load(TWO_SKUS, 1, tmp_path))
@@ -604,8 +609,51 @@ def test_a_one_off_start_on_each_worker_does_not_stop_the_batches(tmp_path: Path
         return GroupTask(tuple(group), sets, None, SETTINGS, limit)
 
     runner = _TimedRunner(warm_up=60.0)
-    results = lagrangian.solve_in_batches(runner, groups, task, 2.0, time.perf_counter() + 1000.0)
+    results = lagrangian.solve_groups(runner, groups, task, 2.0, time.perf_counter() + 1000.0)
     assert len(results) == 5000
-    # the same groups with 100 s left would not all finish: stopped after the first batch
-    results = lagrangian.solve_in_batches(_TimedRunner(0.05), groups, task, 2.0, time.perf_counter() + 100.0)
-    assert len(results) == 8
+    # the same groups with 100 s left would not all finish: stopped once four per slot are measured
+    results = lagrangian.solve_groups(_TimedRunner(0.05), groups, task, 2.0, time.perf_counter() + 100.0)
+    assert len(results) == 2 * lagrangian.STOP_SAMPLE_PER_SLOT
+
+
+class _OutOfOrderRunner:
+    """Three slots that take ``slots + ahead`` tasks at a time and hand their results back last first
+    (as workers finishing out of order would), recording how many tasks were out at once."""
+
+    slots = 3
+
+    def __init__(self) -> None:
+        self.most_out = 0
+
+    def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
+        return [GroupResult(task.members, None, None, 0.0, 0.0, bound=0.0) for task in tasks]
+
+    def solve_as_ready(
+        self, next_task: Callable[[], GroupTask | None], ahead: int = 0
+    ) -> Iterator[GroupResult]:
+        while True:
+            out = [task for task in (next_task() for _ in range(self.slots + ahead)) if task is not None]
+            if not out:
+                return
+            self.most_out = max(self.most_out, len(out))
+            yield from reversed(self.solve(out))
+
+
+def test_solve_groups_keeps_a_task_queued_per_slot_and_returns_the_groups_order(tmp_path: Path) -> None:
+    """The results come back in the groups' order whatever order they finish in; ``on_result`` sees
+    them as they finish; every group is handed out once, with a task queued per slot beyond those
+    solving."""
+    sets = build_sets(_load(TWO_SKUS, 1, tmp_path))
+    groups = [[f"G{n}"] * (1 + n % 2) for n in range(20)]
+    made: list[tuple[str, ...]] = []
+    seen: list[tuple[str, ...]] = []
+
+    def task(group: Sequence[str], limit: float) -> GroupTask:
+        made.append(tuple(group))
+        return GroupTask(tuple(group), sets, None, SETTINGS, limit)
+
+    runner = _OutOfOrderRunner()
+    results = lagrangian.solve_groups(runner, groups, task, 2.0, on_result=lambda r: seen.append(r.members))
+    assert [r.members for r in results] == [tuple(g) for g in groups] == made
+    assert seen != made and sorted(seen) == sorted(made)
+    assert runner.most_out == lagrangian.groups_in_flight(runner) == 6

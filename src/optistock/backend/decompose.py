@@ -441,11 +441,16 @@ class GroupRunner(Protocol):
 
     def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]: ...
 
-    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+    def solve_as_ready(
+        self, next_task: Callable[[], GroupTask | None], ahead: int = 0
+    ) -> Iterator[GroupResult]:
         """Each result as soon as its sub-problem is solved. Whenever a slot is free, ``next_task()``
-        gives it the next task (``None``: there is none); after the first ``slots`` tasks it is called
-        only after a result has been handed back, so a task it makes sees what the caller did with the
-        results before it (fix-and-optimize: the incumbent they improved)."""
+        gives it the next task (``None``: there is none); after the first ``slots + ahead`` tasks it is
+        called only after a result has been handed back, so a task it makes sees what the caller did
+        with the results before it (fix-and-optimize: the incumbent they improved). ``ahead`` tasks
+        wait queued for a slot, so that a slot does not wait for the round trip of its next task where
+        sub-problems take a fraction of a second (the Lagrangian groups' LPs); a runner that solves
+        one at a time ignores it."""
         ...
 
 
@@ -466,7 +471,9 @@ class InProcessRunner:
     def solve(self, tasks: Sequence[GroupTask]) -> list[GroupResult]:
         return [solve_group(self.problem, task) for task in tasks]
 
-    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
+    def solve_as_ready(
+        self, next_task: Callable[[], GroupTask | None], ahead: int = 0
+    ) -> Iterator[GroupResult]:
         return one_by_one(self, next_task)
 
 
@@ -483,9 +490,12 @@ class DaskRunner:
         results: list[GroupResult] = self.client.gather(futures)
         return results
 
-    def solve_as_ready(self, next_task: Callable[[], GroupTask | None]) -> Iterator[GroupResult]:
-        """``slots`` tasks at first, then one more each time a result comes back (in the order they
-        finish, not the order they were given), so no worker waits for a slower one's sub-problem."""
+    def solve_as_ready(
+        self, next_task: Callable[[], GroupTask | None], ahead: int = 0
+    ) -> Iterator[GroupResult]:
+        """``slots + ahead`` tasks at first, then one more each time a result comes back (in the order
+        they finish, not the order they were given), so no worker waits for a slower one's
+        sub-problem."""
         from dask.distributed import as_completed
 
         running = as_completed()
@@ -495,7 +505,7 @@ class DaskRunner:
             if task is not None:
                 running.add(self._submit(task))
 
-        for _ in range(self.slots):
+        for _ in range(self.slots + max(ahead, 0)):
             give()
         for future in running:
             result: GroupResult = future.result()
