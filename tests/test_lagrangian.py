@@ -639,10 +639,10 @@ class _OutOfOrderRunner:
             yield from reversed(self.solve(out))
 
 
-def test_solve_groups_keeps_a_task_queued_per_slot_and_returns_the_groups_order(tmp_path: Path) -> None:
+def test_solve_groups_keeps_tasks_queued_per_slot_and_returns_the_groups_order(tmp_path: Path) -> None:
     """The results come back in the groups' order whatever order they finish in; ``on_result`` sees
-    them as they finish; every group is handed out once, with a task queued per slot beyond those
-    solving."""
+    them as they finish; every group is handed out once, with ``GROUPS_AHEAD_PER_SLOT`` tasks queued per
+    slot beyond those solving."""
     sets = build_sets(_load(TWO_SKUS, 1, tmp_path))
     groups = [[f"G{n}"] * (1 + n % 2) for n in range(20)]
     made: list[tuple[str, ...]] = []
@@ -656,4 +656,5 @@ def test_solve_groups_keeps_a_task_queued_per_slot_and_returns_the_groups_order(
     results = lagrangian.solve_groups(runner, groups, task, 2.0, on_result=lambda r: seen.append(r.members))
     assert [r.members for r in results] == [tuple(g) for g in groups] == made
     assert seen != made and sorted(seen) == sorted(made)
-    assert runner.most_out == lagrangian.groups_in_flight(runner) == 6
+    in_flight = runner.slots * (1 + lagrangian.GROUPS_AHEAD_PER_SLOT)
+    assert runner.most_out == lagrangian.groups_in_flight(runner) == in_flight
