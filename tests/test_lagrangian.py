@@ -599,9 +599,11 @@ class _TimedRunner:
         return one_by_one(self, next_task)
 
 
-def test_a_one_off_start_on_each_worker_does_not_stop_the_groups(tmp_path: Path) -> None:
+@pytest.mark.parametrize("solve", [lagrangian.solve_groups, lagrangian.solve_in_batches])
+def test_a_one_off_start_on_each_worker_does_not_stop_the_groups(tmp_path: Path, solve: Any) -> None:
     """5,000 groups of 0.05 s each (their solves take no time) on two slots need 125 s; with 1,000 s
-    left they all go, though each slot's first group took 60 s (by the mean, 15 s a group: 37,500 s)."""
+    left they all go, though each slot's first group took 60 s (by the mean, 15 s a group: 37,500 s);
+    as slots free up (:func:`~optistock.backend.lagrangian.solve_groups`) or in batches."""
     sets = build_sets(_load(TWO_SKUS, 1, tmp_path))
     groups = [[f"G{n}"] for n in range(5000)]
 
@@ -609,11 +611,12 @@ def test_a_one_off_start_on_each_worker_does_not_stop_the_groups(tmp_path: Path)
         return GroupTask(tuple(group), sets, None, SETTINGS, limit)
 
     runner = _TimedRunner(warm_up=60.0)
-    results = lagrangian.solve_groups(runner, groups, task, 2.0, time.perf_counter() + 1000.0)
+    results = solve(runner, groups, task, 2.0, time.perf_counter() + 1000.0)
     assert len(results) == 5000
     # the same groups with 100 s left would not all finish: stopped once four per slot are measured
-    results = lagrangian.solve_groups(_TimedRunner(0.05), groups, task, 2.0, time.perf_counter() + 100.0)
-    assert len(results) == 2 * lagrangian.STOP_SAMPLE_PER_SLOT
+    # (after the first batch of as many)
+    results = solve(_TimedRunner(0.05), groups, task, 2.0, time.perf_counter() + 100.0)
+    assert len(results) == 2 * lagrangian.STOP_SAMPLE_PER_SLOT == lagrangian.batch_size(_TimedRunner(0.05))
 
 
 class _OutOfOrderRunner:
@@ -653,7 +656,14 @@ def test_solve_groups_keeps_tasks_queued_per_slot_and_returns_the_groups_order(t
         return GroupTask(tuple(group), sets, None, SETTINGS, limit)
 
     runner = _OutOfOrderRunner()
-    results = lagrangian.solve_groups(runner, groups, task, 2.0, on_result=lambda r: seen.append(r.members))
+    results = lagrangian.solve_groups(
+        runner,
+        groups,
+        task,
+        2.0,
+        on_result=lambda r: seen.append(r.members),
+        ahead_per_slot=lagrangian.GROUPS_AHEAD_PER_SLOT,
+    )
     assert [r.members for r in results] == [tuple(g) for g in groups] == made
     assert seen != made and sorted(seen) == sorted(made)
     in_flight = runner.slots * (1 + lagrangian.GROUPS_AHEAD_PER_SLOT)

@@ -110,7 +110,7 @@ def applicable(problem: ProblemData) -> bool:
 
 
 PROGRESS_INTERVAL = 60.0
-"""Seconds between two progress lines of :func:`solve_groups` in the log."""
+"""Seconds between two progress lines of :func:`solve_groups` and :func:`solve_in_batches` in the log."""
 GROUPS_AHEAD_PER_SLOT = 3
 """Groups :func:`solve_groups` keeps queued for each slot beyond the one it solves, so that a slot never
 waits for its next task's round trip (the bound's LPs of four SKUs take a tenth of a second)."""
@@ -256,7 +256,8 @@ def lagrangian_bound(
     min_time_limit: float = MIN_GROUP_TIME_LIMIT,
     relaxed: bool = False,
 ) -> LagrangianBound:
-    """Solve the groups' priced sub-problems on ``runner`` (:func:`solve_groups`) and add up the
+    """Solve the groups' priced sub-problems on ``runner`` (LPs by :func:`solve_groups`, MILPs by
+    :func:`solve_in_batches`) and add up the
     bound. ``relaxed`` solves only their LP relaxations, whose optima are lower bounds on theirs: a
     weaker bound, and no plans, in a fraction of the time. Where the groups' MILPs are solved, a group
     whose MILP was not reached by ``deadline`` or proved nothing counts its LP relaxation's optimum
@@ -274,7 +275,12 @@ def lagrangian_bound(
         build = partial(priced_group_sets, members=tuple(group), prices=prices.for_group(group))
         return GroupTask(tuple(group), build, None, settings, limit, relaxed=relaxed)
 
-    results = solve_groups(runner, groups, task, time_limit, deadline, min_time_limit)
+    if relaxed:
+        results = solve_groups(
+            runner, groups, task, time_limit, deadline, min_time_limit, ahead_per_slot=GROUPS_AHEAD_PER_SLOT
+        )
+    else:
+        results = solve_in_batches(runner, groups, task, time_limit, deadline, min_time_limit)
     group_bounds = {
         result.members: max(result.bound, 0.0)
         for result in results
@@ -285,7 +291,16 @@ def lagrangian_bound(
     if unproven and not relaxed:
         lp_task = partial(_relaxed_task, task)
         fill_deadline = max(deadline, time.perf_counter()) + LP_FILL_IN_SECONDS
-        for result in solve_groups(runner, unproven, lp_task, time_limit, fill_deadline, min_time_limit):
+        lp_results = solve_groups(
+            runner,
+            unproven,
+            lp_task,
+            time_limit,
+            fill_deadline,
+            min_time_limit,
+            ahead_per_slot=GROUPS_AHEAD_PER_SLOT,
+        )
+        for result in lp_results:
             if result.bound is not None and math.isfinite(result.bound):
                 group_bounds[result.members] = max(result.bound, 0.0)
                 filled += 1
@@ -310,10 +325,74 @@ def lagrangian_bound(
     )
 
 
-def groups_in_flight(runner: GroupRunner) -> int:
+def batch_size(runner: GroupRunner) -> int:
+    """How many groups :func:`solve_in_batches` hands ``runner`` at once: four per slot."""
+    return max(runner.slots, 1) * 4
+
+
+def solve_in_batches(
+    runner: GroupRunner,
+    groups: Sequence[Sequence[str]],
+    task: Callable[[Sequence[str], float], GroupTask],
+    time_limit: float,
+    deadline: float = math.inf,
+    min_time_limit: float = MIN_GROUP_TIME_LIMIT,
+    on_result: Callable[[GroupResult], None] | None = None,
+) -> list[GroupResult]:
+    """Solve ``task(group, limit)`` for every group on ``runner``, in batches of :func:`batch_size`,
+    until ``deadline`` (a ``time.perf_counter()`` value); ``on_result`` sees each result before the
+    next batch's tasks are made. For MILPs, whose phase ends at its deadline whatever their number:
+    handed out as slots free up (:func:`solve_groups`), M's 50 Lagrangian groups proved a bound about
+    3 k lower (1,929,220 and 1,929,059 against 1,931,912 and 1,932,101 in runs of the same hour).
+
+    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
+    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
+    never less than ``min_time_limit``. It stops early once the groups left would not all be solved by
+    the deadline even at that limit, at the median build and solve times measured so far. The workers
+    build the sub-problems (:class:`GroupTask`)."""
+    results: list[GroupResult] = []
+    given = 0.0  # the time limits handed out so far, summed
+    started = reported = time.perf_counter()
+    batch = batch_size(runner)
+    for first in range(0, len(groups), batch):
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        limit = time_limit
+        if math.isfinite(deadline) and results:
+            slots, left = max(runner.slots, 1), len(groups) - first
+            # medians: a worker's first group also pays its one-off start (its index of the problem's
+            # rows, imports), which on XL is many groups' worth and must not be charged to every group
+            overhead = statistics.median(r.build_seconds for r in results)
+            # HiGHS may overrun a short limit (its root node is not interrupted): scale by what it took
+            overrun = max(sum(r.solve_seconds for r in results) / given, 1.0) if given > 0 else 1.0
+            limit = min(time_limit, ((deadline - now) * slots / left - overhead) / overrun)
+            # what a group costs at the shortest limit, as measured (a group may finish well before it)
+            shortest = statistics.median(
+                r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results
+            )
+            if now + left * shortest / slots > deadline:
+                logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
+                break
+        elif math.isfinite(deadline):
+            limit = min(time_limit, (deadline - now) * max(runner.slots, 1) / len(groups))
+        tasks = [task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]]
+        given += sum(t.time_limit for t in tasks)
+        solved = runner.solve(tasks)
+        if on_result is not None:
+            for result in solved:
+                on_result(result)
+        results.extend(solved)
+        if time.perf_counter() >= reported + PROGRESS_INTERVAL:
+            reported = time.perf_counter()
+            logger.info("%d of %d groups solved, %.0f s", len(results), len(groups), reported - started)
+    return results
+
+
+def groups_in_flight(runner: GroupRunner, ahead_per_slot: int = GROUPS_AHEAD_PER_SLOT) -> int:
     """How many groups :func:`solve_groups` has out on ``runner`` at once: one solving on each slot and
-    ``GROUPS_AHEAD_PER_SLOT`` more queued for it."""
-    return max(runner.slots, 1) * (1 + GROUPS_AHEAD_PER_SLOT)
+    ``ahead_per_slot`` more queued for it."""
+    return max(runner.slots, 1) * (1 + ahead_per_slot)
 
 
 def solve_groups(
@@ -324,15 +403,19 @@ def solve_groups(
     deadline: float = math.inf,
     min_time_limit: float = MIN_GROUP_TIME_LIMIT,
     on_result: Callable[[GroupResult], None] | None = None,
+    ahead_per_slot: int = 0,
 ) -> list[GroupResult]:
     """Solve ``task(group, limit)`` for the groups on ``runner``, in their order, each handed out as
-    soon as a slot is free (:meth:`~.decompose.GroupRunner.solve_as_ready`, with
-    ``GROUPS_AHEAD_PER_SLOT`` queued per slot), until ``deadline`` (a ``time.perf_counter()`` value);
-    ``on_result`` sees each result, in the order they finish, before the next task is made. The
-    results come back in the groups' order; they are those of a first part of ``groups``.
+    soon as a slot is free (:meth:`~.decompose.GroupRunner.solve_as_ready`, with ``ahead_per_slot``
+    more queued per slot: ``GROUPS_AHEAD_PER_SLOT`` suits LPs of a tenth of a second, whose round trip
+    would leave a slot idle, not MILPs of seconds, which would still run when the deadline comes),
+    until ``deadline`` (a ``time.perf_counter()`` value); ``on_result`` sees each result, in the order
+    they finish, before the next task is made. The results come back in the groups' order; they are
+    those of a first part of ``groups``.
 
-    Until 2026-12-07 the groups went in batches of four per slot, each batch waiting for its slowest
-    group: on a sample of 400 of XL's groups the workers were busy 72 % of the time.
+    The LPs of the Lagrangian bound and of the fair shares went in batches of four per slot
+    (:func:`solve_in_batches`), each batch waiting for its slowest group, until 2026-12-06: on 400 of
+    XL's groups and two workers, 94 s where this takes 33–40 s, with the same bound.
 
     Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
     by the deadline otherwise (the time left shared out over them, less the build time measured so far),
@@ -354,7 +437,7 @@ def solve_groups(
         now = time.perf_counter()
         if stopped or handed >= len(groups) or now >= deadline:
             return None
-        left = len(groups) - handed
+        left = len(groups) - len(results)  # the groups out now are still to be solved too
         limit = time_limit
         if math.isfinite(deadline) and results:
             if len(results) - medians[0] >= slots or medians[0] == 0:
@@ -383,7 +466,7 @@ def solve_groups(
         limits[made.members] = made.time_limit
         return made
 
-    for result in runner.solve_as_ready(next_task, ahead=slots * GROUPS_AHEAD_PER_SLOT):
+    for result in runner.solve_as_ready(next_task, ahead=slots * ahead_per_slot):
         if on_result is not None:
             on_result(result)
         results.append(result)
@@ -581,14 +664,15 @@ class ShareLedger:
     :func:`group_shares` — holds only a fraction of one.
 
     A group handed out gets its promise plus an equal part, among the ``batch`` groups that can be out
-    at once (:func:`groups_in_flight`) less those out now, of what is *free*: the limit less what the
-    groups already solved have ordered (their orders' units, and their value at list prices, which
-    price breaks only lower), less what the groups out now were granted, less the promises of the
-    groups not yet handed out. So every group gets at least its promise while the limit allows, and
-    the commitments and grants together never exceed the limit: the plans, solved apart, still fit
-    together. Storage keeps the promised shares (what a plan stores is known only after re-simulating
-    it). The groups finish in an order that depends on the workers' timing, so what is free for a
-    group, and with it the plan, may differ from run to run."""
+    at once (:func:`batch_size`, as many as :func:`groups_in_flight`) less those out now, of what is
+    *free*: the limit less what the groups already solved have ordered (their orders' units, and their
+    value at list prices, which price breaks only lower), less what the groups out now were granted,
+    less the promises of the groups not yet handed out. So every group gets at least its promise while
+    the limit allows, and the commitments and grants together never exceed the limit: the plans,
+    solved apart, still fit together. Storage keeps the promised shares (what a plan stores is known
+    only after re-simulating it). Where the groups are handed out as slots free up
+    (:func:`solve_groups`), they finish in an order that depends on the workers' timing, so what is
+    free for a group, and with it the plan, may differ from run to run."""
 
     KINDS = ("budget", "capacity")
     """The kinds of limit handed out here."""
@@ -712,7 +796,7 @@ def fair_share_plans(
     ``deadline`` get their LP relaxation rounded instead (``GroupTask.rounded``), until
     ``rest_deadline``."""
     promised = group_shares(problem, shares, groups, used or {}, unshared=ShareLedger.KINDS)
-    ledger = ShareLedger(problem, groups, promised, groups_in_flight(runner))
+    ledger = ShareLedger(problem, groups, promised, batch_size(runner))
 
     def task(group: Sequence[str], limit: float, rounded: bool = False) -> GroupTask:
         build = partial(
@@ -723,7 +807,7 @@ def fair_share_plans(
         )
         return GroupTask(tuple(group), build, None, settings, limit, rounded=rounded)
 
-    results = solve_groups(runner, groups, task, time_limit, deadline, on_result=ledger.record)
+    results = solve_in_batches(runner, groups, task, time_limit, deadline, on_result=ledger.record)
     left = groups[len(results) :]
     if left:
         logger.info("%d groups left without time for their MILP: their LP relaxations rounded", len(left))
@@ -735,6 +819,7 @@ def fair_share_plans(
             rest_deadline,
             min_time_limit=0.0,
             on_result=ledger.record,
+            ahead_per_slot=GROUPS_AHEAD_PER_SLOT,
         )
     orders, transfers, planned = _plans(results)
     return orders, transfers, planned, results
