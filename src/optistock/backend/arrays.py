@@ -297,8 +297,8 @@ def _fromiter(values: Iterable[Any], dtype: Any, count: int) -> np.ndarray:
 
 def _sku_values(problem: ProblemData, column: str, skus: Iterable[str]) -> dict[str, float]:
     """``problem.skus[column]`` of ``skus`` only, as a dict. A group sub-problem is built with the whole
-    problem's tables: a dict of all of XL's 20,000 SKUs took about 10 ms per column and group, more
-    than building the group's LP columns."""
+    problem's tables: a dict of all of XL's 20,000 SKUs took about 10 ms per column and group (under a
+    profiler), four of them 40 of the 180 ms of a group's sets and arrays."""
     wanted = sorted(set(skus))
     values = problem.skus[column].loc[wanted].astype(float).tolist()
     return dict(zip(wanted, values, strict=True))
