@@ -324,9 +324,10 @@ def test_each_sub_problem_gets_at_most_the_time_left(tmp_path: Path) -> None:
     assert recorder.seen == [] and stream.given == 0 and stream.stopped == "time limit"
 
 
-def test_the_dask_runner_gives_the_next_task_only_after_handing_back_a_result(tmp_path: Path) -> None:
-    """``DaskRunner.solve_as_ready`` on a local cluster of two workers: two tasks at first, then one
-    for each result handed back, and every task's result comes back once."""
+@pytest.mark.parametrize("ahead", [0, 3])
+def test_the_dask_runner_gives_the_next_task_only_after_a_result(tmp_path: Path, ahead: int) -> None:
+    """``DaskRunner.solve_as_ready`` on a local cluster of two workers: two tasks and ``ahead`` queued
+    at first, then one for each result handed back, and every task's result comes back once."""
     problem = load_problem(_write(tmp_path, 0, {"threads": 2, "workers": 2}))
     sets = build_sets(problem)
     settings = problem.scenario.solver
@@ -341,13 +342,13 @@ def test_the_dask_runner_gives_the_next_task_only_after_handing_back_a_result(tm
     members = []
     with group_runner(problem, settings) as runner:
         assert isinstance(runner, DaskRunner) and runner.slots == 2
-        for result in runner.solve_as_ready(next_task):
+        for result in runner.solve_as_ready(next_task, ahead=ahead):
             members.append(result.members)
             assert result.bound is not None and result.bound > 0
             handed_back += 1
     assert sorted(members) == sorted(task.members for task in tasks)
-    # the first two before any result; each later one right after one more result was handed back
-    assert given[:2] == [0, 0] and given[2:] == list(range(1, len(given) - 1))
+    # the first 2 + ahead before any result; each later one right after one more result was handed back
+    assert given[: 2 + ahead] == [0] * (2 + ahead) and given[2 + ahead :] == list(range(1, len(tasks) + 1))
 
 
 @pytest.mark.parametrize(
