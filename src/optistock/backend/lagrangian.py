@@ -330,6 +330,67 @@ def batch_size(runner: GroupRunner) -> int:
     return max(runner.slots, 1) * 4
 
 
+class _GroupClock:
+    """The time limits and the stop rule of :func:`solve_in_batches` and :func:`solve_groups`, from what
+    the groups solved so far took.
+
+    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
+    by the deadline otherwise (the time left shared out over them, less the median build time), never
+    less than ``min_time_limit``; HiGHS may overrun a short limit (its root node is not interrupted),
+    so the limits are scaled by how far the solves overran theirs. The groups left would not all be
+    solved in time once, at the median cost of a group at the shortest limit, they would end past the
+    deadline. Medians, not means: a worker's first group also pays its one-off start (its index of the
+    problem's rows, imports), which on XL is many groups' worth and must not be charged to every group.
+    They are renewed once per ``slots`` results (for thousands of groups, one median per group would
+    cost seconds of the main process)."""
+
+    def __init__(self, slots: int, time_limit: float, deadline: float, min_time_limit: float) -> None:
+        self.slots = max(slots, 1)
+        self.time_limit = time_limit
+        self.deadline = deadline
+        self.min_time_limit = min_time_limit
+        self.builds: list[float] = []
+        self.shortest: list[float] = []  # build plus solve up to the shortest limit, per group
+        self.limits = 0.0  # the time limits of the groups solved, summed
+        self.solves = 0.0  # their solve seconds, summed
+        self.medians: tuple[int, float, float] = (0, 0.0, 0.0)  # of (groups, builds, shortest)
+
+    @property
+    def solved(self) -> int:
+        return len(self.builds)
+
+    def add(self, result: GroupResult, limit: float) -> None:
+        """Count ``result``, whose group was given ``limit`` seconds."""
+        self.builds.append(result.build_seconds)
+        self.shortest.append(result.build_seconds + min(result.solve_seconds, self.min_time_limit))
+        self.limits += limit
+        self.solves += result.solve_seconds
+
+    def _renewed(self) -> tuple[int, float, float]:
+        if self.medians[0] == 0 or self.solved - self.medians[0] >= self.slots:
+            self.medians = (self.solved, statistics.median(self.builds), statistics.median(self.shortest))
+        return self.medians
+
+    def limit(self, now: float, left: int) -> float:
+        """The time limit of the next group, with ``left`` groups (it among them) still to be solved."""
+        if not math.isfinite(self.deadline):
+            return max(self.time_limit, self.min_time_limit)
+        if not self.solved:
+            return max(min(self.time_limit, (self.deadline - now) * self.slots / left), self.min_time_limit)
+        _, overhead, _ = self._renewed()
+        overrun = max(self.solves / self.limits, 1.0) if self.limits > 0 else 1.0
+        limit = min(self.time_limit, ((self.deadline - now) * self.slots / left - overhead) / overrun)
+        return max(limit, self.min_time_limit)
+
+    def out_of_time(self, now: float, left: int, sample: int = 1) -> bool:
+        """Whether the ``left`` groups would not all be solved by the deadline (judged once ``sample``
+        groups are solved)."""
+        if not math.isfinite(self.deadline) or self.solved < max(sample, 1):
+            return False
+        _, _, shortest = self._renewed()
+        return now + left * shortest / self.slots > self.deadline
+
+
 def solve_in_batches(
     runner: GroupRunner,
     groups: Sequence[Sequence[str]],
@@ -345,43 +406,26 @@ def solve_in_batches(
     handed out as slots free up (:func:`solve_groups`), M's 50 Lagrangian groups proved a bound about
     3 k lower (1,929,220 and 1,929,059 against 1,931,912 and 1,932,101 in runs of the same hour).
 
-    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
-    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
-    never less than ``min_time_limit``. It stops early once the groups left would not all be solved by
-    the deadline even at that limit, at the median build and solve times measured so far. The workers
-    build the sub-problems (:class:`GroupTask`)."""
+    The time limits, and when it stops early, are :class:`_GroupClock`'s, judged at each batch. The
+    workers build the sub-problems (:class:`GroupTask`)."""
     results: list[GroupResult] = []
-    given = 0.0  # the time limits handed out so far, summed
+    clock = _GroupClock(runner.slots, time_limit, deadline, min_time_limit)
     started = reported = time.perf_counter()
     batch = batch_size(runner)
     for first in range(0, len(groups), batch):
         now = time.perf_counter()
         if now >= deadline:
             break
-        limit = time_limit
-        if math.isfinite(deadline) and results:
-            slots, left = max(runner.slots, 1), len(groups) - first
-            # medians: a worker's first group also pays its one-off start (its index of the problem's
-            # rows, imports), which on XL is many groups' worth and must not be charged to every group
-            overhead = statistics.median(r.build_seconds for r in results)
-            # HiGHS may overrun a short limit (its root node is not interrupted): scale by what it took
-            overrun = max(sum(r.solve_seconds for r in results) / given, 1.0) if given > 0 else 1.0
-            limit = min(time_limit, ((deadline - now) * slots / left - overhead) / overrun)
-            # what a group costs at the shortest limit, as measured (a group may finish well before it)
-            shortest = statistics.median(
-                r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results
-            )
-            if now + left * shortest / slots > deadline:
-                logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
-                break
-        elif math.isfinite(deadline):
-            limit = min(time_limit, (deadline - now) * max(runner.slots, 1) / len(groups))
-        tasks = [task(group, max(limit, min_time_limit)) for group in groups[first : first + batch]]
-        given += sum(t.time_limit for t in tasks)
+        if clock.out_of_time(now, len(groups) - first):
+            logger.info("%d of %d groups would not be solved in time; stopped", first, len(groups))
+            break
+        limit = clock.limit(now, len(groups) - first)
+        tasks = [task(group, limit) for group in groups[first : first + batch]]
         solved = runner.solve(tasks)
-        if on_result is not None:
-            for result in solved:
+        for made, result in zip(tasks, solved, strict=True):
+            if on_result is not None:
                 on_result(result)
+            clock.add(result, made.time_limit)
         results.extend(solved)
         if time.perf_counter() >= reported + PROGRESS_INTERVAL:
             reported = time.perf_counter()
@@ -417,61 +461,37 @@ def solve_groups(
     (:func:`solve_in_batches`), each batch waiting for its slowest group, until 2026-12-06: on 400 of
     XL's groups and two workers, 94 s where this takes 33–40 s, with the same bound.
 
-    Each group gets at most ``time_limit`` seconds, less where the groups left would not all be solved
-    by the deadline otherwise (the time left shared out over them, less the build time measured so far),
-    never less than ``min_time_limit``. It stops early once the groups left would not all be solved by
-    the deadline even at that limit, at the median build and solve times of the groups solved so far
-    (judged once ``STOP_SAMPLE_PER_SLOT`` groups per slot are solved: a worker's first group also pays
-    its one-off start). The workers build the sub-problems (:class:`GroupTask`)."""
+    The time limits, and when it stops early, are :class:`_GroupClock`'s, the groups out now counted
+    among those still to be solved; whether the groups left fit is judged once
+    ``STOP_SAMPLE_PER_SLOT`` groups per slot are solved. The workers build the sub-problems
+    (:class:`GroupTask`)."""
     results: list[GroupResult] = []
-    slots = max(runner.slots, 1)
+    clock = _GroupClock(runner.slots, time_limit, deadline, min_time_limit)
+    given: dict[tuple[str, ...], float] = {}  # the time limit each group was given
     handed = 0
-    limits: dict[tuple[str, ...], float] = {}  # the time limit each group was given
-    limits_solved = solve_seconds = 0.0  # of the groups solved so far, summed
-    medians = (0, 0.0, 0.0)  # of (results, build seconds, cost at the shortest limit), renewed per slots
     stopped = False
     started = reported = time.perf_counter()
 
     def next_task() -> GroupTask | None:
-        nonlocal handed, stopped, medians
+        nonlocal handed, stopped
         now = time.perf_counter()
         if stopped or handed >= len(groups) or now >= deadline:
             return None
         left = len(groups) - len(results)  # the groups out now are still to be solved too
-        limit = time_limit
-        if math.isfinite(deadline) and results:
-            if len(results) - medians[0] >= slots or medians[0] == 0:
-                # medians: a worker's first group also pays its one-off start (its index of the problem's
-                # rows, imports), which on XL is many groups' worth and must not be charged to every group
-                medians = (
-                    len(results),
-                    statistics.median(r.build_seconds for r in results),
-                    # what a group costs at the shortest limit (a group may finish well before it)
-                    statistics.median(
-                        r.build_seconds + min(r.solve_seconds, min_time_limit) for r in results
-                    ),
-                )
-            _, overhead, shortest = medians
-            # HiGHS may overrun a short limit (its root node is not interrupted): scale by what it took
-            overrun = max(solve_seconds / limits_solved, 1.0) if limits_solved > 0 else 1.0
-            limit = min(time_limit, ((deadline - now) * slots / left - overhead) / overrun)
-            if len(results) >= slots * STOP_SAMPLE_PER_SLOT and now + left * shortest / slots > deadline:
-                logger.info("%d of %d groups would not be solved in time; stopped", handed, len(groups))
-                stopped = True
-                return None
-        elif math.isfinite(deadline):
-            limit = min(time_limit, (deadline - now) * slots / left)
-        made = task(groups[handed], max(limit, min_time_limit))
+        if clock.out_of_time(now, left, clock.slots * STOP_SAMPLE_PER_SLOT):
+            logger.info("%d of %d groups would not be solved in time; stopped", handed, len(groups))
+            stopped = True
+            return None
+        made = task(groups[handed], clock.limit(now, left))
         handed += 1
-        limits[made.members] = made.time_limit
+        given[made.members] = made.time_limit
         return made
 
-    for result in runner.solve_as_ready(next_task, ahead=slots * ahead_per_slot):
+    for result in runner.solve_as_ready(next_task, ahead=clock.slots * ahead_per_slot):
         if on_result is not None:
             on_result(result)
         results.append(result)
-        limits_solved += limits.get(result.members, 0.0)
-        solve_seconds += result.solve_seconds
+        clock.add(result, given.get(result.members, 0.0))
         if time.perf_counter() >= reported + PROGRESS_INTERVAL:
             reported = time.perf_counter()
             logger.info("%d of %d groups solved, %.0f s", len(results), len(groups), reported - started)
